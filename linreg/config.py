@@ -1,0 +1,149 @@
+"""Every default of linreg, in one place.
+
+The command line of `python -m linreg.scratch` and `python -m linreg.gluon`
+is generated from `Config` (see `linreg.cli`); the two tutorial halves differ
+only in the values of `SCRATCH` and `GLUON` below.
+"""
+
+import math
+import os
+from dataclasses import asdict, dataclass, field, replace
+
+
+class ConfigError(ValueError):
+    """A configuration value that is not allowed; `name` is the field."""
+
+    def __init__(self, name, message):
+        super().__init__(f"{flag(name)} {message}")
+        self.name = name
+
+
+def flag(name):
+    """The command-line flag of a field: num_examples -> --num-examples."""
+    return "--" + name.replace("_", "-")
+
+
+def _f(default, help):
+    # The help text doubles as the field's comment and as its --help line.
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Data and training settings; defaults are the tutorial's scratch half."""
+
+    num_examples: int = _f(1000, "number of synthetic examples")
+    true_w: tuple = _f((2.0, -3.4), "true weights, comma-separated; their count is the number of inputs")
+    true_b: float = _f(4.2, "true bias")
+    noise: float = _f(0.01, "standard deviation of the Gaussian label noise")
+    batch_size: int = _f(10, "examples per minibatch; a partial last batch is kept")
+    epochs: int = _f(5, "passes over the data; 0 only evaluates the initial parameters")
+    lr: float = _f(0.001, "learning rate")
+    init_sigma: float = _f(1.0, "standard deviation of the initial weights (the bias starts at 0)")
+    seed: int = _f(0, "seed for mx.random, numpy.random and random")
+    report_every: int = _f(100, "iterations between progress lines")
+    smoothing: float = _f(0.01, "weight of the newest batch in the moving-average loss")
+
+    def __post_init__(self):
+        for f in _FIELDS:
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name)))
+        validate(self)
+
+    @property
+    def num_inputs(self):
+        return len(self.true_w)
+
+    def to_dict(self):
+        d = asdict(self)
+        d["true_w"] = list(self.true_w)
+        return d
+
+    def replace(self, **changes):
+        return replace(self, **changes)
+
+
+_FIELDS = Config.__dataclass_fields__.values()
+_INTS = {"num_examples", "batch_size", "epochs", "seed", "report_every"}
+
+# Refuse a data set whose working set would take more than this share of the
+# memory available now: X and y in float32, the float64 copy lstsq needs, and
+# lstsq's own workspace, about 4 + 8 + 8 bytes per number.
+MEMORY_SHARE = 0.5
+BYTES_PER_NUMBER = 20
+
+
+def _coerce(name, value):
+    if name in _INTS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(name, f"must be an integer, got {value!r}")
+        return value
+    if name == "true_w":
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ConfigError(name, f"must be a sequence of numbers, got {value!r}")
+        return tuple(_coerce_float(name, v) for v in value)
+    return _coerce_float(name, value)
+
+
+def _coerce_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(name, f"must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number, got {value}")
+    return value
+
+
+def validate(config):
+    """Raise ConfigError for the first value that is not allowed."""
+    c = config
+    if c.num_examples < 1:
+        raise ConfigError("num_examples", f"must be at least 1, got {c.num_examples}")
+    if not c.true_w:
+        raise ConfigError("true_w", "needs at least one weight")
+    if c.noise < 0:
+        raise ConfigError("noise", f"must be >= 0, got {c.noise}")
+    if c.batch_size < 1:
+        raise ConfigError("batch_size", f"must be at least 1, got {c.batch_size}")
+    if c.epochs < 0:
+        raise ConfigError("epochs", f"must be >= 0, got {c.epochs}")
+    if c.lr <= 0:
+        raise ConfigError("lr", f"must be > 0, got {c.lr}")
+    if c.init_sigma <= 0:  # MXNet's gaussian sampler needs a positive scale
+        raise ConfigError("init_sigma", f"must be > 0, got {c.init_sigma}")
+    if not 0 <= c.seed < 2**32:  # numpy.random.seed's range
+        raise ConfigError("seed", f"must be in [0, 2**32), got {c.seed}")
+    if c.report_every < 1:
+        raise ConfigError("report_every", f"must be at least 1, got {c.report_every}")
+    if not 0 < c.smoothing <= 1:
+        raise ConfigError("smoothing", f"must be in (0, 1], got {c.smoothing}")
+
+
+def check_memory(config):
+    """Raise ConfigError when the data would not fit in the memory available now."""
+    c = config
+    needed = c.num_examples * (c.num_inputs + 1) * BYTES_PER_NUMBER
+    available = available_memory()
+    if needed > MEMORY_SHARE * available:
+        name = "num_examples" if c.num_examples >= c.num_inputs else "true_w"
+        raise ConfigError(
+            name,
+            f"asks for about {needed / 2**30:.1f} GiB of data, more than "
+            f"{MEMORY_SHARE:.0%} of the {available / 2**30:.1f} GiB available",
+        )
+
+
+def available_memory():
+    """Bytes of memory available now (MemAvailable), else physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+# The tutorial's two halves: scratch trains 5 epochs at lr 0.001 from w ~ N(0, 1);
+# Gluon trains 3 epochs at lr 0.03 from init.Normal(sigma=0.01).
+SCRATCH = Config()
+GLUON = Config(epochs=3, lr=0.03, init_sigma=0.01)

@@ -1,0 +1,102 @@
+"""Linear regression from scratch: NDArray, autograd and a hand-written SGD.
+
+    $ python -m linreg.scratch --epochs 5 --lr 0.001
+"""
+
+import random
+import time
+
+from mxnet import autograd, nd
+
+from . import cli
+from .config import SCRATCH
+from .data import set_seed, synthetic_data
+from .progress import Progress
+from .result import Result
+
+IMPLEMENTATION = "scratch"
+
+
+# Reading the data ---------------------------------------------------------
+
+def data_iter(batch_size, features, labels):
+    """Yield (X, y) minibatches in a random order, each example once.
+
+    The last batch is smaller when batch_size does not divide the data.
+    """
+    num_examples = features.shape[0]
+    indices = list(range(num_examples))
+    random.shuffle(indices)
+    for i in range(0, num_examples, batch_size):
+        # int64: float32 indices (nd.array's default) are exact only below 2**24.
+        j = nd.array(indices[i:i + batch_size], dtype="int64")
+        yield nd.take(features, j), nd.take(labels, j)
+
+
+# The model ----------------------------------------------------------------
+
+def init_params(num_inputs, sigma):
+    """w ~ N(0, sigma^2) of shape (k, 1), b = 0; both with a gradient buffer."""
+    w = nd.random_normal(scale=sigma, shape=(num_inputs, 1))
+    b = nd.zeros((1,))
+    for param in (w, b):
+        param.attach_grad()
+    return w, b
+
+
+def net(X, w, b):
+    """y_hat = X w + b, of shape (n, 1)."""
+    return nd.dot(X, w) + b
+
+
+# The loss -----------------------------------------------------------------
+
+def squared_loss(y_hat, y):
+    """(y_hat - y)^2 per example, with no 1/2.
+
+    y is reshaped to y_hat's shape: y of shape (n,) against y_hat of shape
+    (n, 1) would otherwise broadcast to an (n, n) matrix.
+    """
+    return (y_hat - y.reshape(y_hat.shape)) ** 2
+
+
+# The optimiser ------------------------------------------------------------
+
+def sgd(params, lr):
+    """param <- param - lr * grad, in place, with no division by the batch size.
+
+    backward() on a per-example loss sums the examples' gradients, so this step
+    grows with the batch: the tutorial's convention, kept.
+    """
+    for param in params:
+        param[:] = param - lr * param.grad
+
+
+# Training -----------------------------------------------------------------
+
+def train(config=SCRATCH, verbose=False):
+    """Seed, make the data, train w and b by minibatch SGD; return a Result."""
+    set_seed(config.seed)
+    features, labels = synthetic_data(config.true_w, config.true_b, config.num_examples, config.noise)
+    w, b = init_params(config.num_inputs, config.init_sigma)
+    progress = Progress(config, verbose)
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        for X, y in data_iter(config.batch_size, features, labels):
+            with autograd.record():
+                l = squared_loss(net(X, w, b), y)
+            l.backward()
+            sgd([w, b], config.lr)
+            progress.batch(epoch, l)
+        progress.epoch(epoch, squared_loss(net(features, w, b), labels))
+    train_seconds = time.perf_counter() - start
+    return Result.of(IMPLEMENTATION, config, w, b, features, labels, progress, train_seconds)
+
+
+def main(argv=None):
+    """Parse the command line, train, print the progress and the parameters."""
+    cli.main(train, SCRATCH, IMPLEMENTATION, argv)
+
+
+if __name__ == "__main__":
+    main()

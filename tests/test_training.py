@@ -1,0 +1,137 @@
+"""Both implementations train to the truth and to least squares, reproducibly."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from linreg import gluon, scratch
+from linreg.data import set_seed, synthetic_data
+
+from .conftest import OLS_TOL, TRUE_TOL, defaults
+
+# A float32 run against the float64 replay below: a few dozen steps of
+# round-off at 2**-24 ~ 6e-8 relative per operation stay well below 1e-5.
+REPLAY_RTOL = 1e-5
+
+
+def params(result):
+    return np.array(result.w + (result.b,))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_learns_true_and_ols_parameters(impl, seed):
+    result = impl.train(defaults(impl, seed=seed))
+    true = np.array(result.config.true_w + (result.config.true_b,))
+    ols = np.array(result.ols_w + (result.ols_b,))
+    assert_allclose(params(result), true, rtol=0, atol=TRUE_TOL)
+    assert_allclose(params(result), ols, rtol=0, atol=OLS_TOL)
+
+
+def test_ols_oracle_recovers_noiseless_parameters():
+    # The oracle itself: with no noise, least squares is exact up to float32 data.
+    set_seed(0)
+    X, y = synthetic_data((2.0, -3.4, 0.5), 4.2, 200, noise=0.0)
+    from linreg.data import ols
+    w, b = ols(X, y)
+    assert_allclose(w, [2.0, -3.4, 0.5], atol=1e-5)
+    assert_allclose(b, 4.2, atol=1e-5)
+
+
+def test_same_seed_same_numbers(impl):
+    a = impl.train(defaults(impl, seed=7, epochs=1))
+    b = impl.train(defaults(impl, seed=7, epochs=1))
+    assert a.w == b.w and a.b == b.b
+    assert a.batch_losses == b.batch_losses
+
+
+def test_different_seed_different_data():
+    set_seed(1)
+    X1, y1 = synthetic_data((2.0, -3.4), 4.2, 50, 0.01)
+    set_seed(2)
+    X2, y2 = synthetic_data((2.0, -3.4), 4.2, 50, 0.01)
+    assert not np.array_equal(X1.asnumpy(), X2.asnumpy())
+    assert not np.array_equal(y1.asnumpy(), y2.asnumpy())
+
+
+def test_both_halves_see_the_same_data():
+    s = scratch.train(defaults(scratch, epochs=0))
+    g = gluon.train(defaults(gluon, epochs=0))
+    assert s.ols_w == g.ols_w and s.ols_b == g.ols_b
+
+
+def replay(impl, config):
+    """The same run in float64 NumPy: same data, same batch order, w = b = 0.
+
+    MXNet cannot draw with sigma = 0, so the run starts from sigma = 1e-9: a
+    start that far from 0 moves the result by about 1e-9, far below REPLAY_RTOL.
+
+    Scratch: w <- w - lr * sum_i d(y_hat_i - y_i)^2/dw over the batch.
+    Gluon:   w <- w - lr * mean_i d(1/2 (y_hat_i - y_i)^2)/dw (step by the real size).
+    """
+    set_seed(config.seed)
+    features, labels = synthetic_data(config.true_w, config.true_b, config.num_examples, config.noise)
+    X_all, y_all = features.asnumpy().astype(np.float64), labels.asnumpy().astype(np.float64)
+    n = config.num_examples
+    w, b = np.zeros(config.num_inputs), 0.0
+    for _ in range(config.epochs):
+        if impl is scratch:
+            order = list(range(n))
+            random.shuffle(order)
+        else:
+            order = np.arange(n)
+            np.random.shuffle(order)
+        for i in range(0, n, config.batch_size):
+            j = np.asarray(order[i:i + config.batch_size])
+            X, y = X_all[j], y_all[j]
+            r = X @ w + b - y
+            scale = 2.0 if impl is scratch else 1.0 / len(j)
+            w, b = w - config.lr * scale * (X.T @ r), b - config.lr * scale * r.sum()
+    return np.append(w, b)
+
+
+@pytest.mark.parametrize("num_examples", [30, 25])  # 25: a last batch of 5
+def test_matches_numpy_replay(impl, num_examples):
+    config = defaults(impl, num_examples=num_examples, batch_size=10, epochs=3,
+                      init_sigma=1e-9, seed=3)
+    result = impl.train(config)
+    assert_allclose(params(result), replay(impl, config), rtol=REPLAY_RTOL, atol=1e-7)
+
+
+@pytest.mark.parametrize("true_w", [(1.0, -2.0, 0.5), (2.0, -3.4, 1.0, 0.0, -1.5)])
+def test_more_features(impl, true_w):
+    result = impl.train(defaults(impl, true_w=true_w))
+    assert_allclose(result.w, true_w, rtol=0, atol=TRUE_TOL)
+    assert abs(result.b - result.config.true_b) < TRUE_TOL
+
+
+def test_epoch_losses_fall(impl):
+    result = impl.train(defaults(impl))
+    assert len(result.epoch_losses) == result.config.epochs
+    assert result.epoch_losses[-1] < result.epoch_losses[0]
+    # The last full-data loss is the noise floor: E(noise^2) = 1e-4 for the
+    # squared loss, half that for L2Loss; 2x allows for SGD's residual error.
+    floor = result.config.noise ** 2 * (1.0 if impl is scratch else 0.5)
+    assert result.epoch_losses[-1] < 2 * floor
+
+
+def test_main_json(impl, capsys):
+    impl.main(["--json", "--epochs", "1", "--seed", "5"])
+    out = json.loads(capsys.readouterr().out)
+    for key in ["implementation", "config", "w", "b", "true_w", "true_b", "ols_w",
+                "ols_b", "epoch_losses", "train_seconds"]:
+        assert key in out
+    assert out["implementation"] == impl.IMPLEMENTATION
+    assert out["config"]["seed"] == 5 and out["config"]["epochs"] == 1
+    assert len(out["epoch_losses"]) == 1 and len(out["w"]) == 2
+
+
+def test_main_prints_the_story(impl, capsys):
+    impl.main(["--epochs", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == lines[0].strip() and lines[0].startswith("Epoch 1, batch 100.")
+    assert lines[1].startswith("epoch 1, loss: ")
+    assert lines[3].startswith("epoch 2, loss: ")
+    assert lines[-3].startswith("w[0]") and lines[-1].startswith("b ")
