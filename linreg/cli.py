@@ -2,14 +2,19 @@
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 
-from .config import Config, ConfigError, check_memory, flag
+from . import checkpoint
+from .checkpoint import CheckpointError
+from .config import Config, ConfigError, _show, check_memory, flag
 from .progress import Diverged
 
-EXIT_USAGE = 2  # a bad flag or value, as argparse
-EXIT_DIVERGED = 3
+EXIT_WRITE = 1  # an output file could not be written after training
+EXIT_USAGE = 2  # a bad flag, value or input file, as argparse
+EXIT_DIVERGED = 3  # the learning rate diverges; nothing was written
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 class Parser(argparse.ArgumentParser):
@@ -28,10 +33,6 @@ def parse_floats(text):
             f"expected comma-separated numbers such as 2,-3.4, got {text!r}") from None
 
 
-def _show(value):
-    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else value
-
-
 _METAVARS = {int: "N", float: "X", parse_floats: "W1,W2,..."}
 
 
@@ -39,6 +40,7 @@ def build_parser(defaults, implementation):
     """One flag per Config field, defaults taken from `defaults`, plus the output flags."""
     parser = Parser(prog=f"python -m linreg.{implementation}",
                     description=f"Train linear regression ({implementation} half of the tutorial).")
+    parser.implementation = implementation
     for f in fields(Config):
         default = getattr(defaults, f.name)
         kind = parse_floats if isinstance(default, tuple) else type(default)
@@ -51,18 +53,43 @@ def build_parser(defaults, implementation):
                      help="print one JSON object on stdout and nothing else")
     out.add_argument("--quiet", action="store_true",
                      help="print only the learned parameters, no progress")
+    out.add_argument("--save", metavar="PATH",
+                     help="write the learned parameters to PATH and a JSON sidecar to PATH.json")
+    out.add_argument("--load", metavar="PATH",
+                     help="start from parameters saved with --save (with --epochs 0: only evaluate)")
     return parser
 
 
 def parse_args(parser, argv):
-    """Parse argv into (Config, namespace); a bad value exits with one line."""
+    """Parse argv into (Config, namespace, start); a bad value exits with one line.
+
+    Everything that can be checked before training is: values, memory, the
+    --save path, the --load file. start is the loaded (w, b) or None.
+    """
     args = parser.parse_args(argv)
     try:
         config = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
         check_memory(config)
     except ConfigError as e:
         parser.error(str(e))
-    return config, args
+    try:
+        if args.save:
+            checkpoint.check_writable(args.save)
+    except CheckpointError as e:
+        parser.error(f"--save: {e}")
+    try:
+        start = load(args.load, parser.implementation, config) if args.load else None
+    except CheckpointError as e:
+        parser.error(f"--load: {e}")
+    return config, args, start
+
+
+def load(path, implementation, config):
+    """The (w, b) saved at path, checked against the config's number of inputs."""
+    _, w, b = checkpoint.read(path, implementation)
+    if len(w) != config.num_inputs:
+        raise CheckpointError(f"{path} has {len(w)} weights, --true-w has {config.num_inputs}")
+    return w, b
 
 
 def fail(parser, code, message):
@@ -70,17 +97,35 @@ def fail(parser, code, message):
     parser.exit(code, f"{parser.prog}: error: {message}\n")
 
 
-def main(train, defaults, implementation, argv=None):
-    """Parse, train, print: the body of `python -m linreg.<implementation>`."""
+def main(argv, implementation, defaults, train, save_params):
+    """Parse, train, print, save: the body of `python -m linreg.<implementation>`.
+
+    Exit codes: 0 done, 1 an output could not be written, 2 bad input,
+    3 diverged, 130 interrupted (the parameters reached are still printed and saved).
+    """
     parser = build_parser(defaults, implementation)
-    config, args = parse_args(parser, argv)
     try:
-        result = train(config, verbose=not (args.json or args.quiet))
+        config, args, start = parse_args(parser, argv)
+        result = train(config, verbose=not (args.json or args.quiet), start=start)
+        if result.interrupted:
+            print(f"interrupted at iteration {len(result.batch_losses)}; "
+                  "these are the parameters reached", file=sys.stderr)
+        if args.json:
+            json.dump(result.to_dict(), sys.stdout)
+            print()
+        else:
+            print(result.table())
+        sys.stdout.flush()
+        if args.save:
+            checkpoint.save(args.save, result, save_params)
     except Diverged as e:
-        fail(parser, EXIT_DIVERGED, f"{e}; try a smaller --lr than {config.lr:g}")
-    if args.json:
-        json.dump(result.to_dict(), sys.stdout)
-        print()
-    else:
-        print(result.table())
+        fail(parser, EXIT_DIVERGED, f"{e}; try --lr {e.lr_hint:g}")
+    except OSError as e:
+        if isinstance(e, BrokenPipeError):  # stdout closed early, as by `| head`
+            sys.stdout = open(os.devnull, "w")
+        fail(parser, EXIT_WRITE, f"cannot write: {e}")
+    except KeyboardInterrupt:
+        fail(parser, EXIT_INTERRUPTED, "interrupted")
+    if result.interrupted:
+        parser.exit(EXIT_INTERRUPTED)
     return result

@@ -65,6 +65,10 @@ class Config:
 _FIELDS = Config.__dataclass_fields__.values()
 _INTS = {"num_examples", "batch_size", "epochs", "seed", "report_every"}
 
+# Bound on |true_w|, |true_b|, noise and init_sigma: the loss squares values
+# about ten times these, and float32 overflows past 3.4e38.
+MAX_MAGNITUDE = 1e15
+
 # Refuse a data set whose working set would take more than this share of the
 # memory available now: X and y in float32, the float64 copy lstsq needs, and
 # lstsq's own workspace, about 4 + 8 + 8 bytes per number.
@@ -100,6 +104,10 @@ def validate(config):
         raise ConfigError("num_examples", f"must be at least 1, got {c.num_examples}")
     if not c.true_w:
         raise ConfigError("true_w", "needs at least one weight")
+    for name in ("true_w", "true_b", "noise", "init_sigma"):
+        value = getattr(c, name)
+        if max(map(abs, value if name == "true_w" else (value,))) > MAX_MAGNITUDE:
+            raise ConfigError(name, f"must be at most {MAX_MAGNITUDE:g} in magnitude, got {_show(value)}")
     if c.noise < 0:
         raise ConfigError("noise", f"must be >= 0, got {c.noise}")
     if c.batch_size < 1:
@@ -130,6 +138,10 @@ def check_memory(config):
             f"asks for about {needed / 2**30:.1f} GiB of data, more than "
             f"{MEMORY_SHARE:.0%} of the {available / 2**30:.1f} GiB available",
         )
+
+
+def _show(value):
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
 
 
 def available_memory():

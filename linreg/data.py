@@ -27,13 +27,21 @@ def synthetic_data(true_w, true_b, num_examples, noise):
     return X, y
 
 
+def _float64(a):
+    return np.asarray(a.asnumpy() if isinstance(a, nd.NDArray) else a, dtype=np.float64)
+
+
+def curvature(X):
+    """Largest eigenvalue of [X, 1]^T [X, 1] / n, the Hessian of mean 1/2 (Xw + b - y)^2."""
+    A = np.hstack([_float64(X), np.ones((X.shape[0], 1))])
+    return float(np.linalg.eigvalsh(A.T @ A / A.shape[0])[-1])
+
+
 def ols(X, y):
     """Closed-form least squares: argmin over (w, b) of ||X w + b - y||^2.
 
     Solved by numpy.linalg.lstsq in float64 on [X, 1]; returns (w, b) as numpy.
     """
-    X = np.asarray(X.asnumpy() if isinstance(X, nd.NDArray) else X, dtype=np.float64)
-    y = np.asarray(y.asnumpy() if isinstance(y, nd.NDArray) else y, dtype=np.float64)
-    A = np.hstack([X, np.ones((X.shape[0], 1))])
-    theta = np.linalg.lstsq(A, y.reshape(-1), rcond=None)[0]
+    A = np.hstack([_float64(X), np.ones((X.shape[0], 1))])
+    theta = np.linalg.lstsq(A, _float64(y).reshape(-1), rcond=None)[0]
     return theta[:-1], float(theta[-1])

@@ -5,12 +5,12 @@
 
 import time
 
-from mxnet import autograd, gluon, init
+from mxnet import autograd, gluon, init, nd
 from mxnet.gluon import nn
 
 from . import cli
 from .config import GLUON
-from .data import set_seed, synthetic_data
+from .data import curvature, set_seed, synthetic_data
 from .progress import Progress
 from .result import Result
 
@@ -30,15 +30,25 @@ def data_iter(batch_size, features, labels):
 
 # The model ----------------------------------------------------------------
 
-def init_net(sigma):
-    """One Dense(1) layer, y_hat = X W^T + b: W ~ N(0, sigma^2), b = 0.
+def init_net(sigma, start=None):
+    """One Dense(1) layer, y_hat = X W^T + b: W ~ N(0, sigma^2) and b = 0, or (W, b) = start.
 
-    The number of inputs is inferred on the first forward pass.
+    Without start, the number of inputs is inferred on the first forward pass.
     """
     net = nn.Sequential()
     net.add(nn.Dense(1))
     net.initialize(init.Normal(sigma=sigma))
+    if start is not None:
+        w, b = start
+        net(nd.zeros((1, len(w))))  # give the weight its shape before setting it
+        net[0].weight.set_data(nd.array(w).reshape((1, -1)))
+        net[0].bias.set_data(nd.array([b]))
     return net
+
+
+def save_params(path, w, b):
+    """net.save_parameters of a Dense(1) holding w and b."""
+    init_net(1.0, start=(w, b)).save_parameters(path)
 
 
 # The loss -----------------------------------------------------------------
@@ -58,26 +68,42 @@ def trainer_for(net, lr):
     return gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": lr})
 
 
+def step_size(config):
+    """The step along g, the mean gradient of 1/2 (y_hat - y)^2: lr.
+
+    L2Loss has the 1/2 and trainer.step(B) divides by the batch size.
+    """
+    return config.lr
+
+
 # Training -----------------------------------------------------------------
 
-def train(config=GLUON, verbose=False):
-    """Seed, make the data, train the Dense layer by minibatch SGD; return a Result."""
+def train(config=GLUON, verbose=False, start=None):
+    """Seed, make the data, train the Dense layer by minibatch SGD; return a Result.
+
+    start: (w, b) to begin from instead of a random draw. Ctrl-C ends training
+    early and returns the parameters reached, marked interrupted.
+    """
     set_seed(config.seed)
     features, labels = synthetic_data(config.true_w, config.true_b, config.num_examples, config.noise)
-    net, loss = init_net(config.init_sigma), loss_fn()
-    net(features[:1])  # infer the input size, so the weights exist even with --epochs 0
+    net, loss = init_net(config.init_sigma, start), loss_fn()
     trainer = trainer_for(net, config.lr)
-    progress = Progress(config, verbose)
-    start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        for X, y in data_iter(config.batch_size, features, labels):
-            with autograd.record():
-                l = loss(net(X), y)
-            l.backward()
-            trainer.step(X.shape[0])  # the real size: the last batch may be short
-            progress.batch(epoch, l)
-        progress.epoch(epoch, loss(net(features), labels))
-    train_seconds = time.perf_counter() - start
+    progress = Progress(config, step_size(config), curvature(features), verbose)
+    progress.start(loss(net(features), labels))
+    started, epoch = time.perf_counter(), 0
+    try:
+        for epoch in range(1, config.epochs + 1):
+            for X, y in data_iter(config.batch_size, features, labels):
+                with autograd.record():
+                    l = loss(net(X), y)
+                l.backward()
+                trainer.step(X.shape[0])  # the real size: the last batch may be short
+                progress.batch(epoch, l)
+            progress.epoch(epoch, loss(net(features), labels))
+    except KeyboardInterrupt:  # keep what was learned so far
+        progress.interrupted = True
+    progress.finish(epoch)
+    train_seconds = time.perf_counter() - started
     dense = net[0]
     return Result.of(IMPLEMENTATION, config, dense.weight.data(), dense.bias.data(),
                      features, labels, progress, train_seconds)
@@ -85,7 +111,7 @@ def train(config=GLUON, verbose=False):
 
 def main(argv=None):
     """Parse the command line, train, print the progress and the parameters."""
-    cli.main(train, GLUON, IMPLEMENTATION, argv)
+    cli.main(argv, IMPLEMENTATION, GLUON, train, save_params)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,42 @@ import math
 from mxnet import nd
 
 
-class Diverged(ArithmeticError):
-    """The loss became infinite or NaN at (epoch, iteration)."""
+# A run whose full-data loss ends an epoch this many times above where it
+# started has diverged: SGD noise near the optimum moves it by a few percent.
+GROWTH_LIMIT = 10.0
+# ... unless it started below this: a start at the optimum of noiseless data
+# has a loss of float32 round-off, and growing from there is not divergence.
+LOSS_FLOOR = 1e-6
 
-    def __init__(self, epoch, iteration):
-        super().__init__(f"the loss diverged at epoch {epoch}, iteration {iteration}")
-        self.epoch = epoch
-        self.iteration = iteration
+
+class Diverged(ArithmeticError):
+    """Training diverged, or would; lr_hint is a learning rate to try instead."""
+
+    def __init__(self, message, lr_hint):
+        super().__init__(message)
+        self.lr_hint = lr_hint
+
+
+def round_down(x):
+    """x rounded down to one significant digit: 0.0374 -> 0.03."""
+    unit = 10.0 ** math.floor(math.log10(x))
+    return math.floor(x / unit) * unit
+
+
+def safe_lr(lr, step, curvature):
+    """The largest stable learning rate, halved; raise Diverged if lr is not stable.
+
+    A step of size `step` along the mean gradient of 1/2 (y_hat - y)^2, whose
+    Hessian has largest eigenvalue `curvature`, shrinks the error only while
+    step * curvature < 2; past that gradient descent diverges for any start.
+    """
+    limit = 2.0 * lr / (step * curvature)
+    if lr >= limit:
+        raise Diverged(f"--lr {lr:g} diverges: its step along the mean gradient is {step:g} and the "
+                       f"loss curvature is {curvature:.3g}, {step:g} x {curvature:.3g} = "
+                       f"{step * curvature:.3g} >= 2",
+                       round_down(limit / 2))
+    return round_down(limit / 2)
 
 
 def moving_average(values, smoothing, state=(0.0, 0)):
@@ -37,13 +66,21 @@ def moving_average(values, smoothing, state=(0.0, 0)):
 class Progress:
     """Record batch and epoch losses of one run; print them when verbose."""
 
-    def __init__(self, config, verbose=False):
+    def __init__(self, config, step, curvature, verbose=False):
+        """`step` is the run's step along the mean gradient of 1/2 (y_hat - y)^2,
+        `curvature` the largest eigenvalue of that loss's Hessian on the data;
+        an unstable step raises Diverged here, before any training."""
+        self.epochs = config.epochs
+        safe = safe_lr(config.lr, step, curvature) if config.epochs else config.lr
+        self.lr_hint = min(safe, config.lr / 10)  # a hint after a divergence
         self.report_every = config.report_every
         self.smoothing = config.smoothing
         self.verbose = verbose
         self.batch_losses = []  # mean loss of each batch, in iteration order
         self.moving_losses = []  # their moving average, as the progress lines print
+        self.initial_loss = None  # mean loss on all the data before training
         self.epoch_losses = []  # mean loss on all the data after each epoch
+        self.interrupted = False  # stopped by Ctrl-C
         self._pending = []  # batch losses not yet read from the device
         self._state = (0.0, 0)
 
@@ -57,16 +94,36 @@ class Progress:
         if self.iteration % self.report_every == 0:
             self._read(epoch)
             self._print(f"Epoch {epoch}, batch {self.iteration}. "
-                        f"Moving average loss: {self.moving_losses[-1]:f}")
+                        f"Moving average loss: {_loss(self.moving_losses[-1])}")
+
+    def start(self, loss):
+        """Note the per-example loss vector on all the data before training."""
+        self.initial_loss = self._full_loss(0, loss)
+        if self.epochs == 0:
+            self._print(f"epoch 0, loss: {_loss(self.initial_loss)}")
 
     def epoch(self, epoch, loss):
         """Note the per-example loss vector on all the data after an epoch."""
         self._read(epoch)
+        value = self._full_loss(epoch, loss)
+        if value > GROWTH_LIMIT * max(self.initial_loss, LOSS_FLOOR):
+            self._diverged(epoch, self.iteration)
+        self.epoch_losses.append(value)
+        self._print(f"epoch {epoch}, loss: {_loss(value)}")
+
+    def finish(self, epoch):
+        """Read what is left on the device, after the last epoch or an interrupt."""
+        self._read(epoch)
+
+    def _full_loss(self, epoch, loss):
         value = loss.mean().asscalar().item()
         if not math.isfinite(value):
-            raise Diverged(epoch, self.iteration)
-        self.epoch_losses.append(value)
-        self._print(f"epoch {epoch}, loss: {value:f}")
+            self._diverged(epoch, self.iteration)
+        return value
+
+    def _diverged(self, epoch, iteration):
+        raise Diverged(f"the loss diverged at epoch {epoch}, iteration {iteration}",
+                       round_down(self.lr_hint))
 
     def _read(self, epoch):
         if not self._pending:
@@ -76,7 +133,7 @@ class Progress:
         self._pending = []
         for i, v in enumerate(values):
             if not math.isfinite(v):
-                raise Diverged(epoch, first + i)
+                self._diverged(epoch, first + i)
         self.batch_losses.extend(values)
         averages, self._state = moving_average(values, self.smoothing, self._state)
         self.moving_losses.extend(averages)
@@ -84,3 +141,8 @@ class Progress:
     def _print(self, line):
         if self.verbose:
             print(line, flush=True)
+
+
+def _loss(value):
+    """%f as the tutorial prints, unless that would be a screenful of digits."""
+    return f"{value:f}" if value < 1e6 else f"{value:e}"

@@ -18,10 +18,12 @@ class Result:
     b: float  # learned bias
     ols_w: tuple  # closed-form least squares on the same sample
     ols_b: float
+    initial_loss: float  # mean loss on all the data before training
     epoch_losses: tuple  # mean loss on all the data after each epoch
     batch_losses: tuple  # mean loss of each batch, in iteration order
     moving_losses: tuple  # bias-corrected moving average of batch_losses
     train_seconds: float  # the training loop only: no data, no oracle
+    interrupted: bool  # stopped early by Ctrl-C
 
     @classmethod
     def of(cls, implementation, config, w, b, features, labels, progress, train_seconds):
@@ -34,10 +36,12 @@ class Result:
             b=b.asnumpy().reshape(-1)[0].item(),
             ols_w=tuple(ols_w.tolist()),
             ols_b=ols_b,
+            initial_loss=progress.initial_loss,
             epoch_losses=tuple(progress.epoch_losses),
             batch_losses=tuple(progress.batch_losses),
             moving_losses=tuple(progress.moving_losses),
             train_seconds=train_seconds,
+            interrupted=progress.interrupted,
         )
 
     def to_dict(self):
@@ -51,10 +55,12 @@ class Result:
             "true_b": self.config.true_b,
             "ols_w": list(self.ols_w),
             "ols_b": self.ols_b,
+            "initial_loss": self.initial_loss,
             "epoch_losses": list(self.epoch_losses),
             "batch_losses": list(self.batch_losses),
             "moving_losses": list(self.moving_losses),
             "train_seconds": self.train_seconds,
+            "interrupted": self.interrupted,
         }
 
     def table(self):
@@ -67,5 +73,10 @@ class Result:
                  f"{'|learned-true|':>16}{'|learned-OLS|':>15}"]
         for row in zip(names, true, learned, oracle):
             name, t, l, o = row
-            lines.append(f"{name:6}{t:11.6f}{l:11.6f}{o:11.6f}{abs(l - t):16.2e}{abs(l - o):15.2e}")
+            lines.append(f"{name:6}{_num(t)}{_num(l)}{_num(o)}{abs(l - t):16.2e}{abs(l - o):15.2e}")
         return "\n".join(lines)
+
+
+def _num(x):
+    """Eleven characters: six decimals while they fit, else scientific."""
+    return f"{x:11.6f}" if abs(x) < 1e3 else f"{x:11.4e}"

@@ -10,7 +10,7 @@ from mxnet import autograd, nd
 
 from . import cli
 from .config import SCRATCH
-from .data import set_seed, synthetic_data
+from .data import curvature, set_seed, synthetic_data
 from .progress import Progress
 from .result import Result
 
@@ -35,10 +35,15 @@ def data_iter(batch_size, features, labels):
 
 # The model ----------------------------------------------------------------
 
-def init_params(num_inputs, sigma):
-    """w ~ N(0, sigma^2) of shape (k, 1), b = 0; both with a gradient buffer."""
-    w = nd.random_normal(scale=sigma, shape=(num_inputs, 1))
-    b = nd.zeros((1,))
+def init_params(num_inputs, sigma, start=None):
+    """w ~ N(0, sigma^2) of shape (k, 1) and b = 0, or (w, b) = start.
+
+    Both get a gradient buffer.
+    """
+    if start is None:
+        w, b = nd.random_normal(scale=sigma, shape=(num_inputs, 1)), nd.zeros((1,))
+    else:
+        w, b = nd.array(start[0]).reshape((-1, 1)), nd.array([start[1]])
     for param in (w, b):
         param.attach_grad()
     return w, b
@@ -47,6 +52,11 @@ def init_params(num_inputs, sigma):
 def net(X, w, b):
     """y_hat = X w + b, of shape (n, 1)."""
     return nd.dot(X, w) + b
+
+
+def save_params(path, w, b):
+    """nd.save of {'w': w as (k, 1), 'b': b as (1,)}."""
+    nd.save(path, {"w": nd.array(w).reshape((-1, 1)), "b": nd.array([b])})
 
 
 # The loss -----------------------------------------------------------------
@@ -72,30 +82,47 @@ def sgd(params, lr):
         param[:] = param - lr * param.grad
 
 
+def step_size(config):
+    """The step along g, the mean gradient of 1/2 (y_hat - y)^2: 2 B lr.
+
+    The loss has no 1/2 (a factor 2) and sgd sums over the batch (a factor B).
+    """
+    return 2 * min(config.batch_size, config.num_examples) * config.lr
+
+
 # Training -----------------------------------------------------------------
 
-def train(config=SCRATCH, verbose=False):
-    """Seed, make the data, train w and b by minibatch SGD; return a Result."""
+def train(config=SCRATCH, verbose=False, start=None):
+    """Seed, make the data, train w and b by minibatch SGD; return a Result.
+
+    start: (w, b) to begin from instead of a random draw. Ctrl-C ends training
+    early and returns the parameters reached, marked interrupted.
+    """
     set_seed(config.seed)
     features, labels = synthetic_data(config.true_w, config.true_b, config.num_examples, config.noise)
-    w, b = init_params(config.num_inputs, config.init_sigma)
-    progress = Progress(config, verbose)
-    start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        for X, y in data_iter(config.batch_size, features, labels):
-            with autograd.record():
-                l = squared_loss(net(X, w, b), y)
-            l.backward()
-            sgd([w, b], config.lr)
-            progress.batch(epoch, l)
-        progress.epoch(epoch, squared_loss(net(features, w, b), labels))
-    train_seconds = time.perf_counter() - start
+    w, b = init_params(config.num_inputs, config.init_sigma, start)
+    progress = Progress(config, step_size(config), curvature(features), verbose)
+    progress.start(squared_loss(net(features, w, b), labels))
+    started, epoch = time.perf_counter(), 0
+    try:
+        for epoch in range(1, config.epochs + 1):
+            for X, y in data_iter(config.batch_size, features, labels):
+                with autograd.record():
+                    l = squared_loss(net(X, w, b), y)
+                l.backward()
+                sgd([w, b], config.lr)
+                progress.batch(epoch, l)
+            progress.epoch(epoch, squared_loss(net(features, w, b), labels))
+    except KeyboardInterrupt:  # keep what was learned so far
+        progress.interrupted = True
+    progress.finish(epoch)
+    train_seconds = time.perf_counter() - started
     return Result.of(IMPLEMENTATION, config, w, b, features, labels, progress, train_seconds)
 
 
 def main(argv=None):
     """Parse the command line, train, print the progress and the parameters."""
-    cli.main(train, SCRATCH, IMPLEMENTATION, argv)
+    cli.main(argv, IMPLEMENTATION, SCRATCH, train, save_params)
 
 
 if __name__ == "__main__":

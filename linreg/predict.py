@@ -1,0 +1,60 @@
+"""Predict y_hat = X w + b with parameters saved by --save.
+
+    $ python -m linreg.predict model.params --x 1.0,-2.0 --x 0,0
+    $ printf '1.0,-2.0\n0,0\n' | python -m linreg.predict model.params
+"""
+
+import csv
+import sys
+
+from mxnet import nd
+
+from . import checkpoint
+from .checkpoint import CheckpointError
+from .cli import Parser, parse_floats
+from .scratch import net
+
+
+def read_rows(lines):
+    """CSV rows of numbers, one example a row; blank lines are skipped."""
+    rows = []
+    for number, row in enumerate(csv.reader(lines), start=1):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            rows.append(tuple(float(v) for v in row))
+        except ValueError:
+            raise ValueError(f"stdin row {number} is not comma-separated numbers: {','.join(row)!r}") from None
+    return rows
+
+
+def predict(w, b, rows):
+    """y_hat for each row, with the scratch model net(X, w, b) = X w + b."""
+    X = nd.array(rows, dtype="float32").reshape((len(rows), len(w)))
+    y_hat = net(X, nd.array(w).reshape((-1, 1)), nd.array([b]))
+    return y_hat.asnumpy().reshape(-1).tolist()
+
+
+def main(argv=None):
+    """Parse, load, read the examples, print one prediction a line; bad input exits 2."""
+    parser = Parser(prog="python -m linreg.predict",
+                    description="Print y_hat = X w + b, one line per example, "
+                                "for the examples given with --x or as CSV rows on stdin.")
+    parser.add_argument("path", help="parameters written by --save (scratch or Gluon)")
+    parser.add_argument("--x", type=parse_floats, action="append", metavar="X1,X2,...",
+                        help="one example; repeat for more (default: read CSV rows from stdin)")
+    args = parser.parse_args(argv)
+    try:
+        _, w, b = checkpoint.read(args.path)
+        rows = args.x if args.x else read_rows(sys.stdin)
+    except (CheckpointError, ValueError) as e:
+        parser.error(str(e))
+    for i, row in enumerate(rows, start=1):
+        if len(row) != len(w):
+            parser.error(f"example {i} has {len(row)} values, the model has {len(w)} inputs")
+    if rows:
+        print("\n".join(f"{v:.6f}" for v in predict(w, b, rows)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""Bad input, divergence, saving, loading, predicting and Ctrl-C."""
+
+import contextlib
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+from linreg import checkpoint, gluon, predict, scratch
+from linreg.checkpoint import CheckpointError
+
+from .conftest import TRUE_TOL, defaults
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_main(impl, argv):
+    """(exit code, stdout, stderr) of impl.main(argv), in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            impl.main(argv)
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_module(module, *args, **kwargs):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, **kwargs)
+
+
+# 1. Validation before any work -----------------------------------------------
+
+BAD = [
+    (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "-3"], "--batch-size"),
+    (["--batch-size", "2.5"], "--batch-size"),
+    (["--num-examples", "0"], "--num-examples"),
+    (["--num-examples", "x"], "--num-examples"),
+    (["--num-examples", "100000000000"], "--num-examples"),  # ~6 TB: refused by the estimate
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-0.1"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--lr", "inf"], "--lr"),
+    (["--noise", "-0.01"], "--noise"),
+    (["--noise", "nan"], "--noise"),
+    (["--epochs", "-1"], "--epochs"),
+    (["--true-w", ""], "--true-w"),
+    (["--true-w", "2,,3"], "--true-w"),
+    (["--true-w", "two"], "--true-w"),
+    (["--true-w=2,inf"], "--true-w"),
+    (["--true-b", "nan"], "--true-b"),
+    (["--true-b", "1e30"], "--true-b"),  # its squared error would overflow float32
+    (["--init-sigma", "0"], "--init-sigma"),
+    (["--seed", "-1"], "--seed"),
+    (["--smoothing", "0"], "--smoothing"),
+    (["--report-every", "0"], "--report-every"),
+    (["--bogus"], "--bogus"),
+    (["--save", "/etc/passwd/model.params"], "--save"),
+    (["--save", "/nonexistent-dir/model.params"], "--save"),
+    (["--load", "/nonexistent-file.params"], "--load"),
+]
+
+
+@pytest.mark.parametrize("argv, flag", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(impl, argv, flag):
+    code, out, err = run_main(impl, argv)
+    assert code == 2
+    assert out == ""  # refused before any training
+    assert len(err.strip().splitlines()) == 1 and flag in err
+    assert "Traceback" not in err
+
+
+def test_batch_larger_than_data_is_one_batch():
+    result = gluon.train(gluon.GLUON.replace(num_examples=50, batch_size=500, epochs=2))
+    assert len(result.batch_losses) == 2
+
+
+def test_epochs_zero_evaluates_the_start(impl):
+    code, out, _ = run_main(impl, ["--epochs", "0"])
+    assert code == 0 and out.startswith("epoch 0, loss: ")
+    result = impl.train(defaults(impl, epochs=0))
+    assert result.epoch_losses == () and result.batch_losses == ()
+    assert math.isfinite(result.initial_loss)
+
+
+# 2. Divergence -----------------------------------------------------------------
+
+def test_unstable_step_is_refused_before_training(tmp_path):
+    # The tutorial's rule at batch 1000: a step of 2 B lr = 2 on a curvature above 1.
+    path = tmp_path / "m.params"
+    code, out, err = run_main(scratch, ["--batch-size", "1000", "--save", str(path)])
+    assert code == 3 and out == ""
+    assert "--lr 0.001 diverges" in err and "try --lr" in err
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("impl, argv", [
+    (scratch, ["--batch-size", "1", "--lr", "0.5"]),
+    (gluon, ["--batch-size", "1", "--lr", "1.5"]),
+])
+def test_divergence_in_training_stops_in_the_epoch(tmp_path, impl, argv):
+    path = tmp_path / "m.params"
+    code, _, err = run_main(impl, argv + ["--save", str(path)])
+    assert code == 3
+    assert "diverged at epoch 1, iteration" in err and "try --lr" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not path.exists() and os.listdir(tmp_path) == []
+
+
+def test_safe_lr_hint_trains():
+    # The hint for the tutorial's batch 1000 is itself a rate that converges.
+    from linreg.progress import Diverged
+    with pytest.raises(Diverged) as e:
+        scratch.train(scratch.SCRATCH.replace(batch_size=1000))
+    result = scratch.train(scratch.SCRATCH.replace(batch_size=1000, lr=e.value.lr_hint, epochs=40))
+    assert_allclose(result.w, result.config.true_w, atol=TRUE_TOL)
+
+
+# 3. Save, load, predict ------------------------------------------------------------
+
+def test_save_load_predict_round_trip(impl, tmp_path):
+    path = str(tmp_path / "model.params")
+    code, _, _ = run_main(impl, ["--quiet", "--save", path])
+    assert code == 0 and os.path.exists(checkpoint.sidecar(path))
+    found, w, b = checkpoint.read(path)
+    meta = json.load(open(checkpoint.sidecar(path)))
+    assert found == impl.IMPLEMENTATION == meta["implementation"]
+    assert_allclose(w, meta["result"]["w"], rtol=1e-6) and abs(b - meta["result"]["b"]) < 1e-6
+
+    # --epochs 0 evaluates the loaded parameters unchanged.
+    code, out, _ = run_main(impl, ["--json", "--load", path, "--epochs", "0"])
+    loaded = json.loads(out)
+    assert code == 0 and loaded["w"] == meta["result"]["w"] and loaded["b"] == meta["result"]["b"]
+
+    rows = [(1.0, -2.0), (0.0, 0.0), (0.5, 3.0)]
+    expected = np.array(rows) @ w + b
+    assert_allclose(predict.predict(w, b, rows), expected, rtol=1e-6)
+    code, out, _ = run_main(predict, [path] + [f"--x={r[0]},{r[1]}" for r in rows])
+    assert code == 0
+    assert_allclose([float(v) for v in out.split()], expected, atol=1e-5)
+
+
+def test_predict_reads_csv_from_stdin(tmp_path):
+    path = str(tmp_path / "model.params")
+    run_main(scratch, ["--quiet", "--save", path])
+    _, w, b = checkpoint.read(path)
+    proc = run_module("linreg.predict", path, input="1,-2\n\n0,0\n")
+    assert proc.returncode == 0
+    assert_allclose([float(v) for v in proc.stdout.split()], [w @ [1, -2] + b, b], atol=1e-5)
+    proc = run_module("linreg.predict", path, input="1,x\n")
+    assert proc.returncode == 2 and "row 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_load_refuses_the_other_implementation(tmp_path):
+    path = str(tmp_path / "model.params")
+    run_main(gluon, ["--quiet", "--epochs", "1", "--save", path])
+    code, _, err = run_main(scratch, ["--load", path])
+    assert code == 2 and "holds gluon parameters, not scratch" in err
+
+
+@pytest.mark.parametrize("content", [b"not a parameter file", b""])
+def test_load_refuses_a_foreign_file(impl, tmp_path, content):
+    path = tmp_path / "junk.params"
+    path.write_bytes(content)
+    code, _, err = run_main(impl, ["--load", str(path)])
+    assert code == 2 and "--load" in err and "Traceback" not in err
+
+
+def test_load_refuses_a_wrong_shape(impl, tmp_path):
+    path = str(tmp_path / "model.params")
+    run_main(impl, ["--quiet", "--epochs", "1", "--true-w", "1,2,3", "--save", path])
+    code, _, err = run_main(impl, ["--load", path])
+    assert code == 2 and "has 3 weights, --true-w has 2" in err
+
+
+def test_load_refuses_parameters_that_do_not_match_the_sidecar(tmp_path):
+    a, b = str(tmp_path / "a.params"), str(tmp_path / "b.params")
+    run_main(scratch, ["--quiet", "--epochs", "1", "--save", a])
+    run_main(scratch, ["--quiet", "--epochs", "1", "--seed", "1", "--save", b])
+    os.replace(b, a)  # a's sidecar now describes other parameters
+    with pytest.raises(CheckpointError, match="does not match its sidecar"):
+        checkpoint.read(a)
+
+
+KILL_WHILE_SAVING = """
+import os, signal, sys
+import mxnet
+def half_then_die(path, data):
+    with open(path, "wb") as f:
+        f.write(b"\\x12\\x01" * 16)  # a torn write: some bytes, then the process dies
+        f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+mxnet.ndarray.save = half_then_die  # nd.save and Gluon's save_parameters both call it
+from linreg import {impl}
+{impl}.main(sys.argv[1:])
+"""
+
+
+def test_killed_while_saving_leaves_the_old_file(impl, tmp_path):
+    path = str(tmp_path / "model.params")
+    run_main(impl, ["--quiet", "--epochs", "1", "--save", path])
+    before = open(path, "rb").read()
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_WHILE_SAVING.format(impl=impl.IMPLEMENTATION),
+         "--quiet", "--epochs", "1", "--seed", "9", "--save", path],
+        cwd=ROOT, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    assert open(path, "rb").read() == before
+    checkpoint.read(path)  # still whole, and still matching its sidecar
+
+
+# 4. Interrupt ---------------------------------------------------------------------
+
+def test_ctrl_c_prints_saves_and_exits_130(impl, tmp_path):
+    path = str(tmp_path / "model.params")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"linreg.{impl.IMPLEMENTATION}", "--num-examples", "20000",
+         "--epochs", "1000", "--save", path],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # training has begun
+    assert first.startswith("Epoch 1, batch 100.")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted at iteration" in err and "Traceback" not in err
+    assert out.splitlines()[-1].startswith("b ")
+    found, w, _ = checkpoint.read(path)
+    assert found == impl.IMPLEMENTATION and len(w) == 2
+
+
+# 5. Random command lines ---------------------------------------------------------
+
+# (valid values, invalid values) for each flag: valid ones are drawn 4 times as
+# often, so that about half the command lines train.
+FLAG_VALUES = {
+    "--num-examples": (["1", "7", "60", "200"], ["0", "-5", "x", "1e3", "100000000000"]),
+    "--true-w": (["2,-3.4", "1", "0.5,1,-1", "1e15"], ["", ",", "a,b", "1,nan", "1e308,1e308"]),
+    "--true-b": (["4.2", "0", "-1e3"], ["nan", "inf", "q", "1e30"]),
+    "--noise": (["0", "0.01", "1"], ["-1", "nan"]),
+    "--batch-size": (["1", "3", "10", "1000"], ["0", "-1", "2.5"]),
+    "--epochs": (["0", "1", "2"], ["-1", "z"]),
+    "--lr": (["0.001", "0.03", "0.3", "1", "10", "1e30"], ["0", "-1", "nan", "inf"]),
+    "--init-sigma": (["0.01", "1", "1e15"], ["1e20", "0", "-1"]),
+    "--seed": (["0", "1", "4294967295"], ["4294967296", "-1"]),
+    "--report-every": (["1", "100"], ["0"]),
+    "--smoothing": (["0.01", "1"], ["0", "2"]),
+}
+
+
+@st.composite
+def command_lines(draw):
+    flags = draw(st.lists(st.sampled_from(sorted(FLAG_VALUES)), unique=True, max_size=5))
+    argv = ["--num-examples=200", "--epochs=2"]  # a small base; a drawn flag overrides it
+    for f in flags:
+        valid, invalid = FLAG_VALUES[f]
+        argv.append(f"{f}={draw(st.sampled_from(valid * 4 + invalid))}")
+    return argv + ["--json"]
+
+
+@pytest.mark.parametrize("module", [scratch, gluon], ids=["scratch", "gluon"])
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argv=command_lines())
+def test_random_command_lines(module, argv):
+    code, out, err = run_main(module, argv)
+    assert code in (0, 2, 3), (argv, err)
+    assert "Traceback" not in err
+    if code == 0:
+        result = json.loads(out)
+        assert all(math.isfinite(v) for v in result["w"] + [result["b"]])
+    else:
+        assert out == "" and len(err.strip().splitlines()) == 1
