@@ -9,67 +9,23 @@ implementation, the config, the result and the SHA-256 of PATH.
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
 from mxnet import nd
 from mxnet.base import MXNetError
+
+from .files import atomic_write
 
 # The NDArray names each implementation's file holds: (weight, bias).
 KEYS = {"scratch": ("w", "b"), "gluon": ("0.weight", "0.bias")}
 
 
 class CheckpointError(Exception):
-    """A checkpoint that cannot be written or is not the one expected."""
+    """A checkpoint that is not the one expected."""
 
 
 def sidecar(path):
     return f"{path}.json"
-
-
-def check_writable(path):
-    """Raise CheckpointError unless a file can be created beside path.
-
-    It creates and removes one: permission bits alone say nothing for root or
-    on a read-only mount.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise CheckpointError(f"{path} is a directory")
-    if not os.path.isdir(folder):
-        raise CheckpointError(f"{folder} is not a directory")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise CheckpointError(f"{folder} is not writable: {e.strerror}") from None
-
-
-def atomic_write(path, write):
-    """Call write(tmp) on a temporary file beside path, then rename it to path.
-
-    os.replace is atomic on POSIX: a reader, or a run killed at any point,
-    sees the old file or the new one, never a part.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file is an ordinary one
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def sha256(path):

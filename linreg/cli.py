@@ -6,8 +6,9 @@ import os
 import sys
 from dataclasses import fields
 
-from . import checkpoint
+from . import checkpoint, plots
 from .checkpoint import CheckpointError
+from .files import CannotWrite, check_folder, check_writable
 from .config import Config, ConfigError, _show, check_memory, flag
 from .progress import Diverged
 
@@ -57,6 +58,10 @@ def build_parser(defaults, implementation):
                      help="write the learned parameters to PATH and a JSON sidecar to PATH.json")
     out.add_argument("--load", metavar="PATH",
                      help="start from parameters saved with --save (with --epochs 0: only evaluate)")
+    out.add_argument("--plot-dir", metavar="DIR",
+                     help=f"write {', '.join(plots.FILES)} to DIR, made if missing")
+    out.add_argument("--show", action="store_true",
+                     help="also show the figures in a window, if there is a display")
     return parser
 
 
@@ -64,7 +69,8 @@ def parse_args(parser, argv):
     """Parse argv into (Config, namespace, start); a bad value exits with one line.
 
     Everything that can be checked before training is: values, memory, the
-    --save path, the --load file. start is the loaded (w, b) or None.
+    --save path, the --plot-dir folder, the --load file. start is the loaded
+    (w, b) or None.
     """
     args = parser.parse_args(argv)
     try:
@@ -72,11 +78,13 @@ def parse_args(parser, argv):
         check_memory(config)
     except ConfigError as e:
         parser.error(str(e))
-    try:
-        if args.save:
-            checkpoint.check_writable(args.save)
-    except CheckpointError as e:
-        parser.error(f"--save: {e}")
+    for name, path, check in (("--save", args.save, check_writable),
+                              ("--plot-dir", args.plot_dir, check_folder)):
+        try:
+            if path:
+                check(path)
+        except CannotWrite as e:
+            parser.error(f"{name}: {e}")
     try:
         start = load(args.load, parser.implementation, config) if args.load else None
     except CheckpointError as e:
@@ -118,6 +126,8 @@ def main(argv, implementation, defaults, train, save_params):
         sys.stdout.flush()
         if args.save:
             checkpoint.save(args.save, result, save_params)
+        if args.plot_dir or args.show:
+            plots.plot(result, args.plot_dir, args.show)
     except Diverged as e:
         fail(parser, EXIT_DIVERGED, f"{e}; try --lr {e.lr_hint:g}")
     except OSError as e:

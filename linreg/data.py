@@ -37,6 +37,15 @@ def curvature(X):
     return float(np.linalg.eigvalsh(A.T @ A / A.shape[0])[-1])
 
 
+def make_data(config):
+    """Seed every generator with config.seed, then draw config's data.
+
+    Drawn first after seeding, so both halves, and the plots, get the same sample.
+    """
+    set_seed(config.seed)
+    return synthetic_data(config.true_w, config.true_b, config.num_examples, config.noise)
+
+
 def ols(X, y):
     """Closed-form least squares: argmin over (w, b) of ||X w + b - y||^2.
 

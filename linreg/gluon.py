@@ -10,7 +10,7 @@ from mxnet.gluon import nn
 
 from . import cli
 from .config import GLUON
-from .data import curvature, set_seed, synthetic_data
+from .data import curvature, make_data
 from .progress import Progress
 from .result import Result
 
@@ -84,8 +84,7 @@ def train(config=GLUON, verbose=False, start=None):
     start: (w, b) to begin from instead of a random draw. Ctrl-C ends training
     early and returns the parameters reached, marked interrupted.
     """
-    set_seed(config.seed)
-    features, labels = synthetic_data(config.true_w, config.true_b, config.num_examples, config.noise)
+    features, labels = make_data(config)
     net, loss = init_net(config.init_sigma, start), loss_fn()
     trainer = trainer_for(net, config.lr)
     progress = Progress(config, step_size(config), curvature(features), verbose)

@@ -10,7 +10,7 @@ from mxnet import autograd, nd
 
 from . import cli
 from .config import SCRATCH
-from .data import curvature, set_seed, synthetic_data
+from .data import curvature, make_data
 from .progress import Progress
 from .result import Result
 
@@ -98,8 +98,7 @@ def train(config=SCRATCH, verbose=False, start=None):
     start: (w, b) to begin from instead of a random draw. Ctrl-C ends training
     early and returns the parameters reached, marked interrupted.
     """
-    set_seed(config.seed)
-    features, labels = synthetic_data(config.true_w, config.true_b, config.num_examples, config.noise)
+    features, labels = make_data(config)
     w, b = init_params(config.num_inputs, config.init_sigma, start)
     progress = Progress(config, step_size(config), curvature(features), verbose)
     progress.start(squared_loss(net(features, w, b), labels))

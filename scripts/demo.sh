@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Set up .venv if needed, then train both halves of the tutorial.
+# Set up .venv if needed, then train both halves of the tutorial; figures go to plots/.
 source "$(dirname "$0")/venv.sh"
-echo "== python -m linreg.scratch"
-python -m linreg.scratch
+echo "== python -m linreg.scratch --plot-dir plots/scratch"
+python -m linreg.scratch --plot-dir plots/scratch
 echo
-echo "== python -m linreg.gluon"
-python -m linreg.gluon
+echo "== python -m linreg.gluon --plot-dir plots/gluon"
+python -m linreg.gluon --plot-dir plots/gluon

@@ -1,0 +1,171 @@
+"""Figures of a run — the data, the training curve, the fit — saved as PNG.
+
+Headless by default: figures are drawn on matplotlib's Agg canvas directly,
+without pyplot, so no backend is chosen for the process and no window opens.
+pyplot (and a window) is used only when showing is asked for.
+"""
+
+import math
+import os
+import sys
+
+import numpy as np
+
+from .data import make_data
+from .files import atomic_write
+
+SIZE, DPI = (6.4, 4.8), 100  # 640 x 480 pixels
+MARKER = dict(linestyle="none", marker=".", markersize=2, alpha=0.5)  # every point, small
+LOSS_NAMES = {"scratch": "(ŷ − y)²", "gluon": "½ (ŷ − y)²"}
+FILES = ("data.png", "loss.png", "fit.png")
+
+
+def new_figure(show=False, size=SIZE):
+    """A Figure on the Agg canvas, or a pyplot figure when it is to be shown."""
+    if show:
+        import matplotlib.pyplot as plt
+        return plt.figure(figsize=size, dpi=DPI)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=size, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def draw_data(fig, features, labels):
+    """The tutorial's scatter: feature 1 (feature 0 if there is one) against y."""
+    column = min(1, features.shape[1] - 1)
+    ax = fig.subplots()
+    ax.plot(features[:, column], labels, **MARKER)
+    ax.set(xlabel=f"X[:, {column}]", ylabel="y",
+           title=f"The data: {len(labels)} examples, y = Xw + b + noise")
+    return fig
+
+
+def iterations_per_epoch(config):
+    return math.ceil(config.num_examples / config.batch_size)
+
+
+def draw_loss(fig, result):
+    """Batch losses and their moving average per iteration, on a log scale,
+    with the loss on all the data before training and after each epoch."""
+    ax = fig.subplots()
+    iteration = np.arange(1, len(result.batch_losses) + 1)
+    ax.plot(iteration, result.batch_losses, lw=0.5, alpha=0.4, label="batch loss")
+    ax.plot(iteration, result.moving_losses, lw=1.5, label="moving average")
+    per_epoch = iterations_per_epoch(result.config)
+    epochs = np.arange(len(result.epoch_losses) + 1) * per_epoch
+    ax.plot(epochs, (result.initial_loss,) + result.epoch_losses, "o", color="black",
+            label="loss on all the data, per epoch")
+    ax.set_yscale("log")
+    ax.set(xlabel="iteration", ylabel=f"loss {LOSS_NAMES[result.implementation]}",
+           title=f"Training ({result.implementation}, lr {result.config.lr:g}, "
+                 f"batch {result.config.batch_size})")
+    ax.legend()
+    return fig
+
+
+def draw_fit(fig, result, features, labels):
+    """Predicted against true y with the line y_hat = y; below, the residuals."""
+    y_hat = features @ np.array(result.w) + result.b
+    ax, res = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot(labels, y_hat, **MARKER, label="examples")
+    ends = [min(labels.min(), y_hat.min()), max(labels.max(), y_hat.max())]
+    ax.plot(ends, ends, color="black", lw=1, label="ŷ = y")
+    ax.set(ylabel="ŷ = Xw + b",
+           title=f"learned w = [{_numbers(result.w)}], b = {result.b:.4f}\n"
+                 f"true w = [{_numbers(result.config.true_w)}], b = {result.config.true_b:.4f}")
+    ax.legend()
+    res.plot(labels, y_hat - labels, **MARKER)
+    res.axhline(0, color="black", lw=1)
+    res.set(xlabel="y", ylabel="ŷ − y")
+    fig.tight_layout()
+    return fig
+
+
+def draw_comparison(fig, results):
+    """Both halves side by side: loss curves in one unit, and parameter errors."""
+    loss_ax, error_ax = fig.subplots(1, 2)
+    for result in results:
+        # Gluon's L2Loss is half the squared error: double it to share one axis.
+        unit = 2.0 if result.implementation == "gluon" else 1.0
+        per_epoch = iterations_per_epoch(result.config)
+        epoch = np.arange(1, len(result.batch_losses) + 1) / per_epoch
+        line, = loss_ax.plot(epoch, unit * np.array(result.batch_losses), lw=0.6, alpha=0.7,
+                             label=f"{result.implementation}: batch loss")
+        loss_ax.plot(np.arange(len(result.epoch_losses) + 1),
+                     unit * np.array((result.initial_loss,) + result.epoch_losses),
+                     "o", color=line.get_color(), label=f"{result.implementation}: all the data")
+    loss_ax.set_yscale("log")
+    loss_ax.set(xlabel="epoch", ylabel="mean (ŷ − y)²", title="Training loss")
+    loss_ax.legend()
+
+    names = [f"w[{i}]" for i in range(len(results[0].w))] + ["b"]
+    width = 0.8 / (2 * len(results))
+    for i, result in enumerate(results):
+        learned = np.array(result.w + (result.b,))
+        true = np.array(result.config.true_w + (result.config.true_b,))
+        ols = np.array(result.ols_w + (result.ols_b,))
+        for j, (other, against) in enumerate(((true, "true"), (ols, "OLS"))):
+            x = np.arange(len(names)) + (2 * i + j - len(results) + 0.5) * width
+            error_ax.bar(x, np.abs(learned - other), width,
+                         label=f"{result.implementation} − {against}")
+    error_ax.set_yscale("log")
+    error_ax.set_xticks(np.arange(len(names)), names)
+    error_ax.set(ylabel="|learned − reference|",
+                 title=f"Parameter errors (seed {results[0].config.seed})")
+    error_ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def figures(result, show=False):
+    """{file name: Figure} for a run; its data are drawn again from its seed."""
+    features, labels = (a.asnumpy() for a in make_data(result.config))
+    return {
+        "data.png": draw_data(new_figure(show), features, labels),
+        "loss.png": draw_loss(new_figure(show), result),
+        "fit.png": draw_fit(new_figure(show), result, features, labels),
+    }
+
+
+def save(fig, path):
+    """Write fig as a PNG at path, whole or not at all."""
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def plot(result, folder=None, show=False):
+    """Save the figures in folder (made if missing) and/or show them; return the paths."""
+    show = show and can_show()
+    figs = figures(result, show)
+    paths = []
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for name, fig in figs.items():
+            paths.append(os.path.join(folder, name))
+            save(fig, paths[-1])
+    if show:
+        import matplotlib.pyplot as plt
+        plt.show()
+        for fig in figs.values():
+            plt.close(fig)
+    return paths
+
+
+def can_show():
+    """True if a window can open; else say why on stderr, in one line."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        print("--show: no display (DISPLAY is not set); not showing the figures", file=sys.stderr)
+        return False
+    import matplotlib
+    import matplotlib.pyplot  # noqa: F401  resolves the default backend
+    from matplotlib import rcsetup
+    if matplotlib.get_backend().lower() not in {b.lower() for b in rcsetup.interactive_bk}:
+        print(f"--show: matplotlib has no interactive backend here ({matplotlib.get_backend()}); "
+              "not showing the figures", file=sys.stderr)
+        return False
+    return True
+
+
+def _numbers(values):
+    return ", ".join(f"{v:.4f}" for v in values)

@@ -1,0 +1,89 @@
+"""The figures: written whole, readable, drawn from the result, headless."""
+
+import os
+import subprocess
+import sys
+
+import matplotlib.image
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from linreg import gluon, plots, scratch
+
+from .conftest import defaults
+from .test_reliability import ROOT, run_main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HEIGHT, WIDTH = 480, 640  # plots.SIZE at plots.DPI
+
+
+def test_plot_dir_writes_three_readable_pngs(impl, tmp_path):
+    folder = tmp_path / "made" / "if" / "missing"
+    code, _, _ = run_main(impl, ["--quiet", "--epochs", "1", "--plot-dir", str(folder)])
+    assert code == 0
+    assert sorted(os.listdir(folder)) == sorted(plots.FILES)  # no temporary files left
+    for name in plots.FILES:
+        assert (folder / name).read_bytes()[:8] == PNG_SIGNATURE
+        assert matplotlib.image.imread(folder / name).shape == (HEIGHT, WIDTH, 4)
+
+
+def test_loss_figure_draws_the_result_history(impl):
+    result = impl.train(defaults(impl, epochs=2))
+    lines = plots.figures(result)["loss.png"].axes[0].lines
+    assert_array_equal(lines[0].get_ydata(), result.batch_losses)
+    assert_array_equal(lines[1].get_ydata(), result.moving_losses)
+    assert_array_equal(lines[2].get_ydata(), (result.initial_loss,) + result.epoch_losses)
+    assert_array_equal(lines[2].get_xdata(), [0, 100, 200])  # 1000 / 10 iterations an epoch
+
+
+def test_figures_redraw_the_same_sample(impl):
+    # The data and fit figures draw the data again from the seed: the same sample.
+    result = impl.train(defaults(impl, epochs=1, seed=4))
+    data = plots.figures(result)["data.png"].axes[0].lines[0]
+    from linreg.data import make_data, ols
+    features, labels = make_data(result.config)
+    assert_array_equal(data.get_ydata(), labels.asnumpy())
+    assert ols(features, labels)[1] == result.ols_b
+
+
+def test_unwritable_plot_dir_is_refused_before_training(impl):
+    code, out, err = run_main(impl, ["--plot-dir", "/etc/passwd/plots"])
+    assert code == 2 and out == ""
+    assert err.strip() == (f"python -m linreg.{impl.IMPLEMENTATION}: error: --plot-dir: "
+                           "/etc/passwd is not a directory (see --help)")
+
+
+def test_divergence_makes_no_plot_dir(tmp_path):
+    code, _, _ = run_main(scratch, ["--batch-size", "1000", "--plot-dir", str(tmp_path / "p")])
+    assert code == 3 and not (tmp_path / "p").exists()
+
+
+HEADLESS = """
+import sys
+import linreg.cli, linreg.gluon, linreg.plots, linreg.scratch
+assert "matplotlib.pyplot" not in sys.modules, "importing linreg chose a backend"
+linreg.gluon.main(sys.argv[1:])
+assert "matplotlib.pyplot" not in sys.modules, "saving figures needed pyplot"
+"""
+
+
+def test_headless_without_display(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    proc = subprocess.run([sys.executable, "-c", HEADLESS, "--quiet", "--epochs", "1",
+                           "--plot-dir", str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(tmp_path)) == sorted(plots.FILES)
+    proc = subprocess.run([sys.executable, "-m", "linreg.gluon", "--quiet", "--epochs", "1",
+                           "--show"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stderr.strip() == "--show: no display (DISPLAY is not set); not showing the figures"
+
+
+def test_comparison_script(tmp_path):
+    out = tmp_path / "comparison.png"
+    proc = subprocess.run([sys.executable, "scripts/compare.py", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert matplotlib.image.imread(out).shape == (HEIGHT, 2 * WIDTH, 4)
