@@ -9,7 +9,7 @@ from dataclasses import fields
 from . import checkpoint, plots
 from .checkpoint import CheckpointError
 from .files import CannotWrite, check_folder, check_writable
-from .config import Config, ConfigError, _show, check_memory, flag
+from .config import ConfigError, _show, check_memory, flag
 from .progress import Diverged
 
 EXIT_WRITE = 1  # an output file could not be written after training
@@ -41,9 +41,11 @@ def build_parser(defaults, implementation):
     """One flag per Config field, defaults taken from `defaults`, plus the output flags."""
     parser = Parser(prog=f"python -m linreg.{implementation}",
                     description=f"Train linear regression ({implementation} half of the tutorial).")
-    parser.implementation = implementation
-    for f in fields(Config):
+    for f in fields(defaults):
         default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag(f.name), action="store_true", help=f.metadata["help"])
+            continue
         kind = parse_floats if isinstance(default, tuple) else type(default)
         parser.add_argument(flag(f.name), type=kind, default=default,
                             metavar=_METAVARS[kind],
@@ -65,16 +67,16 @@ def build_parser(defaults, implementation):
     return parser
 
 
-def parse_args(parser, argv):
-    """Parse argv into (Config, namespace, start); a bad value exits with one line.
+def parse_args(parser, argv, implementation, defaults):
+    """Parse argv into (config, namespace, start); a bad value exits with one line.
 
     Everything that can be checked before training is: values, memory, the
-    --save path, the --plot-dir folder, the --load file. start is the loaded
-    (w, b) or None.
+    --save path, the --plot-dir folder, the --load file. config has the type
+    of defaults; start is the loaded (w, b) or None.
     """
     args = parser.parse_args(argv)
     try:
-        config = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+        config = defaults.replace(**{f.name: getattr(args, f.name) for f in fields(defaults)})
         check_memory(config)
     except ConfigError as e:
         parser.error(str(e))
@@ -86,7 +88,7 @@ def parse_args(parser, argv):
         except CannotWrite as e:
             parser.error(f"{name}: {e}")
     try:
-        start = load(args.load, parser.implementation, config) if args.load else None
+        start = load(args.load, implementation, config) if args.load else None
     except CheckpointError as e:
         parser.error(f"--load: {e}")
     return config, args, start
@@ -113,7 +115,7 @@ def main(argv, implementation, defaults, train, save_params):
     """
     parser = build_parser(defaults, implementation)
     try:
-        config, args, start = parse_args(parser, argv)
+        config, args, start = parse_args(parser, argv, implementation, defaults)
         result = train(config, verbose=not (args.json or args.quiet), start=start)
         if result.interrupted:
             print(f"interrupted at iteration {len(result.batch_losses)}; "

@@ -7,7 +7,7 @@ only in the values of `SCRATCH` and `GLUON` below.
 
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 
 class ConfigError(ValueError):
@@ -45,7 +45,7 @@ class Config:
     smoothing: float = _f(0.01, "weight of the newest batch in the moving-average loss")
 
     def __post_init__(self):
-        for f in _FIELDS:
+        for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name)))
         validate(self)
 
@@ -62,8 +62,16 @@ class Config:
         return replace(self, **changes)
 
 
-_FIELDS = Config.__dataclass_fields__.values()
+@dataclass(frozen=True)
+class GluonConfig(Config):
+    """The Gluon half's settings: Config's, and how the loop runs."""
+
+    fast: bool = _f(False, "hybridized net and loss, one nd.take per batch instead of "
+                           "DataLoader's per-example gather")
+
+
 _INTS = {"num_examples", "batch_size", "epochs", "seed", "report_every"}
+_BOOLS = {"fast"}
 
 # Bound on |true_w|, |true_b|, noise and init_sigma: the loss squares values
 # about ten times these, and float32 overflows past 3.4e38.
@@ -77,6 +85,10 @@ BYTES_PER_NUMBER = 20
 
 
 def _coerce(name, value):
+    if name in _BOOLS:
+        if not isinstance(value, bool):
+            raise ConfigError(name, f"must be True or False, got {value!r}")
+        return value
     if name in _INTS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(name, f"must be an integer, got {value!r}")
@@ -158,4 +170,4 @@ def available_memory():
 # The tutorial's two halves: scratch trains 5 epochs at lr 0.001 from w ~ N(0, 1);
 # Gluon trains 3 epochs at lr 0.03 from init.Normal(sigma=0.01).
 SCRATCH = Config()
-GLUON = Config(epochs=3, lr=0.03, init_sigma=0.01)
+GLUON = GluonConfig(epochs=3, lr=0.03, init_sigma=0.01)

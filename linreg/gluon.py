@@ -1,10 +1,10 @@
 """Linear regression with Gluon: DataLoader, nn.Dense, L2Loss and Trainer.
 
     $ python -m linreg.gluon --epochs 3 --lr 0.03
+    $ python -m linreg.gluon --fast      # the same run, hybridized, no DataLoader
 """
 
-import time
-
+import numpy as np
 from mxnet import autograd, gluon, init, nd
 from mxnet.gluon import nn
 
@@ -28,14 +28,32 @@ def data_iter(batch_size, features, labels):
     return gluon.data.DataLoader(dataset, batch_size, shuffle=True)
 
 
+def fast_data_iter(batch_size, features, labels):
+    """The same minibatches as data_iter, in the same order, one nd.take each.
+
+    The order is RandomSampler's draw, np.random.shuffle(arange(n)) once an
+    epoch; the shuffled indices go to the device once and are sliced there,
+    where DataLoader gathers and stacks every example in Python.
+    """
+    num_examples = features.shape[0]
+    indices = np.arange(num_examples)
+    np.random.shuffle(indices)
+    indices = nd.array(indices, dtype="int64")
+    for i in range(0, num_examples, batch_size):
+        j = indices[i:i + batch_size]
+        yield nd.take(features, j), nd.take(labels, j)
+
+
 # The model ----------------------------------------------------------------
 
-def init_net(sigma, start=None):
+def init_net(sigma, start=None, fast=False):
     """One Dense(1) layer, y_hat = X W^T + b: W ~ N(0, sigma^2) and b = 0, or (W, b) = start.
 
     Without start, the number of inputs is inferred on the first forward pass.
+    fast: in a HybridSequential, compiled to one graph with memory planned once
+    per input shape (static_alloc, static_shape).
     """
-    net = nn.Sequential()
+    net = nn.HybridSequential() if fast else nn.Sequential()
     net.add(nn.Dense(1))
     net.initialize(init.Normal(sigma=sigma))
     if start is not None:
@@ -43,6 +61,8 @@ def init_net(sigma, start=None):
         net(nd.zeros((1, len(w))))  # give the weight its shape before setting it
         net[0].weight.set_data(nd.array(w).reshape((1, -1)))
         net[0].bias.set_data(nd.array([b]))
+    if fast:
+        net.hybridize(static_alloc=True, static_shape=True)
     return net
 
 
@@ -53,9 +73,12 @@ def save_params(path, w, b):
 
 # The loss -----------------------------------------------------------------
 
-def loss_fn():
+def loss_fn(fast=False):
     """gluon.loss.L2Loss: 1/2 (y_hat - y)^2 per example, y reshaped like y_hat."""
-    return gluon.loss.L2Loss()
+    loss = gluon.loss.L2Loss()
+    if fast:
+        loss.hybridize(static_alloc=True, static_shape=True)
+    return loss
 
 
 # The optimiser ------------------------------------------------------------
@@ -85,27 +108,23 @@ def train(config=GLUON, verbose=False, start=None):
     early and returns the parameters reached, marked interrupted.
     """
     features, labels = make_data(config)
-    net, loss = init_net(config.init_sigma, start), loss_fn()
+    net, loss = init_net(config.init_sigma, start, config.fast), loss_fn(config.fast)
+    batches = fast_data_iter if config.fast else data_iter
     trainer = trainer_for(net, config.lr)
     progress = Progress(config, step_size(config), curvature(features), verbose)
     progress.start(loss(net(features), labels))
-    started, epoch = time.perf_counter(), 0
-    try:
+    with progress.training():
         for epoch in range(1, config.epochs + 1):
-            for X, y in data_iter(config.batch_size, features, labels):
+            for X, y in batches(config.batch_size, features, labels):
                 with autograd.record():
                     l = loss(net(X), y)
                 l.backward()
                 trainer.step(X.shape[0])  # the real size: the last batch may be short
                 progress.batch(epoch, l)
             progress.epoch(epoch, loss(net(features), labels))
-    except KeyboardInterrupt:  # keep what was learned so far
-        progress.interrupted = True
-    progress.finish(epoch)
-    train_seconds = time.perf_counter() - started
     dense = net[0]
     return Result.of(IMPLEMENTATION, config, dense.weight.data(), dense.bias.data(),
-                     features, labels, progress, train_seconds)
+                     features, labels, progress)
 
 
 def main(argv=None):

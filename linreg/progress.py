@@ -4,7 +4,9 @@ Each iteration's batch loss stays on the device until a progress line or the
 end of an epoch needs it: one host synchronisation per report, not per batch.
 """
 
+import contextlib
 import math
+import time
 
 from mxnet import nd
 
@@ -81,7 +83,9 @@ class Progress:
         self.initial_loss = None  # mean loss on all the data before training
         self.epoch_losses = []  # mean loss on all the data after each epoch
         self.interrupted = False  # stopped by Ctrl-C
+        self.train_seconds = 0.0  # the training loop alone
         self._pending = []  # batch losses not yet read from the device
+        self._epoch = 0
         self._state = (0.0, 0)
 
     @property
@@ -90,6 +94,7 @@ class Progress:
 
     def batch(self, epoch, loss):
         """Note one iteration's per-example loss vector."""
+        self._epoch = epoch
         self._pending.append(loss.mean())
         if self.iteration % self.report_every == 0:
             self._read(epoch)
@@ -111,9 +116,16 @@ class Progress:
         self.epoch_losses.append(value)
         self._print(f"epoch {epoch}, loss: {_loss(value)}")
 
-    def finish(self, epoch):
-        """Read what is left on the device, after the last epoch or an interrupt."""
-        self._read(epoch)
+    @contextlib.contextmanager
+    def training(self):
+        """Time the training loop; Ctrl-C inside it ends training, keeping what was learned."""
+        started = time.perf_counter()
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.interrupted = True
+        self._read(self._epoch)
+        self.train_seconds = time.perf_counter() - started
 
     def _full_loss(self, epoch, loss):
         value = loss.mean().asscalar().item()

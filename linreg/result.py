@@ -26,7 +26,7 @@ class Result:
     interrupted: bool  # stopped early by Ctrl-C
 
     @classmethod
-    def of(cls, implementation, config, w, b, features, labels, progress, train_seconds):
+    def of(cls, implementation, config, w, b, features, labels, progress):
         """Build a result from the learned NDArrays w (any shape) and b."""
         ols_w, ols_b = ols(features, labels)
         return cls(
@@ -40,7 +40,7 @@ class Result:
             epoch_losses=tuple(progress.epoch_losses),
             batch_losses=tuple(progress.batch_losses),
             moving_losses=tuple(progress.moving_losses),
-            train_seconds=train_seconds,
+            train_seconds=progress.train_seconds,
             interrupted=progress.interrupted,
         )
 

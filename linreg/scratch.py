@@ -4,8 +4,6 @@
 """
 
 import random
-import time
-
 from mxnet import autograd, nd
 
 from . import cli
@@ -102,8 +100,7 @@ def train(config=SCRATCH, verbose=False, start=None):
     w, b = init_params(config.num_inputs, config.init_sigma, start)
     progress = Progress(config, step_size(config), curvature(features), verbose)
     progress.start(squared_loss(net(features, w, b), labels))
-    started, epoch = time.perf_counter(), 0
-    try:
+    with progress.training():
         for epoch in range(1, config.epochs + 1):
             for X, y in data_iter(config.batch_size, features, labels):
                 with autograd.record():
@@ -112,11 +109,7 @@ def train(config=SCRATCH, verbose=False, start=None):
                 sgd([w, b], config.lr)
                 progress.batch(epoch, l)
             progress.epoch(epoch, squared_loss(net(features, w, b), labels))
-    except KeyboardInterrupt:  # keep what was learned so far
-        progress.interrupted = True
-    progress.finish(epoch)
-    train_seconds = time.perf_counter() - started
-    return Result.of(IMPLEMENTATION, config, w, b, features, labels, progress, train_seconds)
+    return Result.of(IMPLEMENTATION, config, w, b, features, labels, progress)
 
 
 def main(argv=None):

@@ -135,3 +135,35 @@ def test_main_prints_the_story(impl, capsys):
     assert lines[1].startswith("epoch 1, loss: ")
     assert lines[3].startswith("epoch 2, loss: ")
     assert lines[-3].startswith("w[0]") and lines[-1].startswith("b ")
+
+
+# --fast: the same Gluon run through a hybridized net and one take per batch ---------
+
+@pytest.mark.parametrize("changes", [{}, {"num_examples": 1005}, {"batch_size": 1000, "num_examples": 3000}],
+                         ids=["default", "short last batch", "batch 1000"])
+def test_fast_equals_faithful_gluon(changes):
+    # Same seed, same numpy shuffle, so the same batches in the same order:
+    # equal to float32 round-off (on this machine, to the bit).
+    config = defaults(gluon, **changes)
+    faithful, fast = gluon.train(config), gluon.train(config.replace(fast=True))
+    assert_allclose(params(fast), params(faithful), rtol=REPLAY_RTOL, atol=1e-7)
+    assert_allclose(fast.batch_losses, faithful.batch_losses, rtol=REPLAY_RTOL, atol=1e-9)
+
+
+def test_fast_matches_numpy_replay():
+    config = defaults(gluon, num_examples=25, batch_size=10, epochs=3, init_sigma=1e-9,
+                      seed=3, fast=True)
+    assert_allclose(params(gluon.train(config)), replay(gluon, config), rtol=REPLAY_RTOL, atol=1e-7)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_learns_ols(seed):
+    result = gluon.train(defaults(gluon, seed=seed, fast=True))
+    ols = np.array(result.ols_w + (result.ols_b,))
+    assert_allclose(params(result), ols, rtol=0, atol=OLS_TOL)
+
+
+def test_fast_is_a_gluon_flag_only(capsys):
+    with pytest.raises(SystemExit):
+        scratch.main(["--fast"])
+    assert "unrecognized arguments: --fast" in capsys.readouterr().err

@@ -1,0 +1,158 @@
+"""Run a command as an MXNet parameter-server cluster on this machine.
+
+    $ python -m linreg.launch -n 2 -- python -m linreg.gluon --kvstore dist_sync --fast
+
+Starts one scheduler, SERVERS servers and WORKERS workers, each a child process
+running COMMAND on 127.0.0.1 with the DMLC_* variables of its role; `import
+mxnet` turns the scheduler and servers into their roles, the workers train.
+Every line a child prints is prefixed with its role. If a child fails, the
+rest are stopped; everything is bounded by --timeout; only its own children
+are ever signalled. (MXNet's tools/launch.py crashes on Python >= 3.9 and
+binds a non-loopback address.)
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from .cli import EXIT_INTERRUPTED, EXIT_USAGE, Parser
+
+EXIT_FAILED = 1  # a child exited non-zero
+EXIT_TIMEOUT = 124  # as timeout(1)
+HOST = "127.0.0.1"
+GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping children
+
+
+def free_port():
+    """A TCP port on HOST that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def cluster_env(role, num_workers, num_servers, port):
+    """The DMLC_* variables MXNet's ps-lite reads, for one process of the cluster."""
+    return {
+        "DMLC_ROLE": role,
+        "DMLC_PS_ROOT_URI": HOST,
+        "DMLC_PS_ROOT_PORT": str(port),
+        "DMLC_NODE_HOST": HOST,
+        "DMLC_INTERFACE": "lo",
+        "DMLC_NUM_SERVER": str(num_servers),
+        "DMLC_NUM_WORKER": str(num_workers),
+    }
+
+
+def roles(num_workers, num_servers):
+    """(label, DMLC_ROLE) of each child: the scheduler, the servers, the workers."""
+    return ([("scheduler", "scheduler")]
+            + [(f"server {i}", "server") for i in range(num_servers)]
+            + [(f"worker {i}", "worker") for i in range(num_workers)])
+
+
+class Cluster:
+    """The child processes of one launch, their output, and how they end."""
+
+    def __init__(self, command, num_workers, num_servers, out=sys.stdout):
+        self.out, self.lock = out, threading.Lock()
+        port = free_port()
+        self.children = []
+        self.readers = []
+        for label, role in roles(num_workers, num_servers):
+            env = {**os.environ, **cluster_env(role, num_workers, num_servers, port)}
+            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)  # Ctrl-C reaches the launcher only
+            self.children.append((label, child))
+            reader = threading.Thread(target=self._copy, args=(label, child.stdout), daemon=True)
+            reader.start()
+            self.readers.append(reader)
+
+    def _copy(self, label, stream):
+        for line in iter(stream.readline, b""):
+            with self.lock:
+                self.out.write(f"[{label}] {line.decode(errors='replace')}")
+                self.out.flush()
+
+    def wait(self, timeout):
+        """None when every child exited 0, else a one-line reason; stops the rest on failure."""
+        deadline = time.monotonic() + timeout
+        while True:
+            codes = [(label, child.poll()) for label, child in self.children]
+            failed = [(label, code) for label, code in codes if code not in (None, 0)]
+            if failed:
+                label, code = failed[0]
+                return f"{label} exited with code {code}; stopped the others"
+            if all(code == 0 for _, code in codes):
+                return None
+            if time.monotonic() > deadline:
+                running = ", ".join(label for label, code in codes if code is None)
+                return f"timed out after {timeout:g} s; stopped {running}"
+            time.sleep(0.05)
+
+    def stop(self):
+        """SIGTERM every child still running, SIGKILL after GRACE; reap them all."""
+        for _, child in self.children:
+            if child.poll() is None:
+                _signal(child, signal.SIGTERM)
+        deadline = time.monotonic() + GRACE
+        for _, child in self.children:
+            try:
+                child.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal(child, signal.SIGKILL)
+                child.wait()
+        for reader in self.readers:
+            reader.join(timeout=1.0)
+
+
+def _signal(child, sig):
+    # Each child leads its own session: signal its group, so that whatever it
+    # started goes too, and nothing outside what this launcher started.
+    try:
+        os.killpg(child.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv=None):
+    """Parse, start the cluster, relay its output, exit 0 only if every child did."""
+    parser = Parser(prog="python -m linreg.launch",
+                    description="Run COMMAND as an MXNet parameter-server cluster on 127.0.0.1: "
+                                "one scheduler, SERVERS servers, WORKERS workers.")
+    parser.add_argument("-n", "--num-workers", type=int, required=True, metavar="WORKERS",
+                        help="worker processes")
+    parser.add_argument("-s", "--num-servers", type=int, default=1, metavar="SERVERS",
+                        help="server processes (default: 1)")
+    parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                        help="stop everything after this long (default: 600)")
+    parser.add_argument("command", nargs="+", metavar="COMMAND",
+                        help="the program and its arguments, after --")
+    args = parser.parse_args(argv)
+    if args.num_workers < 1:
+        parser.error(f"--num-workers must be at least 1, got {args.num_workers}")
+    if args.num_servers < 1:
+        parser.error(f"--num-servers must be at least 1, got {args.num_servers}")
+    if not args.timeout > 0:
+        parser.error(f"--timeout must be > 0, got {args.timeout:g}")
+    try:
+        cluster = Cluster(args.command, args.num_workers, args.num_servers)
+    except OSError as e:
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: cannot start {args.command[0]}: {e.strerror}\n")
+    try:
+        reason = cluster.wait(args.timeout)
+    except KeyboardInterrupt:
+        cluster.stop()
+        parser.exit(EXIT_INTERRUPTED, f"{parser.prog}: interrupted; stopped every child\n")
+    cluster.stop()
+    if reason:
+        code = EXIT_TIMEOUT if reason.startswith("timed out") else EXIT_FAILED
+        parser.exit(code, f"{parser.prog}: error: {reason}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Benchmark every way of fitting the tutorial's regression, as ratios.
+
+    $ .venv/bin/python scripts/bench.py           # three jobs, about 8 minutes
+    $ .venv/bin/python scripts/bench.py --quick   # two small jobs, about 30 seconds
+
+Each (job, row) runs in a fresh process, which trains `--repeats` times on the
+same data; the table reports the median training time (the loop only: no
+import, data or oracle), and that process's peak resident memory. Times are
+compared as ratios within one run: absolute seconds depend on the machine.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROWS = ("scratch", "gluon", "gluon --fast", "hand loop", "numpy SGD", "lstsq")
+JOBS = {  # name: (examples, batch size, epochs)
+    "default": (1_000, 10, 3),
+    "100k": (100_000, 10, 1),
+    "1M": (1_000_000, 1_000, 3),
+    "100k/1000": (100_000, 1_000, 3),  # --quick's stand-in for 1M
+}
+QUICK_JOBS = ("default", "100k/1000")
+GLUON_LR = 0.03  # the tutorial's Gluon rate, for every row that steps along the mean gradient
+
+
+def scratch_lr(batch_size):
+    """The scratch rate whose step 2 B lr equals Gluon's: 0.0015 at batch 10.
+
+    The tutorial's 0.001 steps 0.02 g at batch 10, too slow for 3 epochs from
+    w ~ N(0, 1), and 2 g at batch 1000, which diverges (README, "Divergence").
+    """
+    return GLUON_LR / (2 * batch_size)
+
+
+# The worker: one row of one job, in its own process ---------------------------
+
+def run_linreg(row, job, repeats):
+    from linreg import gluon, scratch
+    from linreg.config import GLUON, SCRATCH
+    n, batch_size, epochs = JOBS[job]
+    sizes = dict(num_examples=n, batch_size=batch_size, epochs=epochs)
+    if row == "scratch":
+        train, config = scratch.train, SCRATCH.replace(lr=scratch_lr(batch_size), **sizes)
+    else:
+        train, config = gluon.train, GLUON.replace(fast=row == "gluon --fast", **sizes)
+    results = [train(config) for _ in range(repeats)]
+    params = results[-1].w + (results[-1].b,)
+    ols = results[-1].ols_w + (results[-1].ols_b,)
+    return [r.train_seconds for r in results], params, ols
+
+
+def run_reference(row, job, repeats):
+    import numpy as np
+    from mxnet import autograd, gluon, init, nd
+    from mxnet.gluon import nn
+    from linreg.config import GLUON
+    from linreg.data import make_data, ols
+    n, batch_size, epochs = JOBS[job]
+    features, labels = make_data(GLUON.replace(num_examples=n))
+    oracle = ols(features, labels)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        if row == "hand loop":  # sliced batches, no shuffle, hybridized net and loss
+            net = nn.HybridSequential()
+            net.add(nn.Dense(1))
+            net.initialize(init.Normal(sigma=0.01))
+            net.hybridize(static_alloc=True, static_shape=True)
+            loss = gluon.loss.L2Loss()
+            loss.hybridize(static_alloc=True, static_shape=True)
+            trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": GLUON_LR})
+            for _ in range(epochs):
+                for i in range(0, n, batch_size):
+                    X, y = features[i:i + batch_size], labels[i:i + batch_size]
+                    with autograd.record():
+                        l = loss(net(X), y)
+                    l.backward()
+                    trainer.step(X.shape[0])
+            nd.waitall()
+            params = tuple(net[0].weight.data().asnumpy().reshape(-1)) + (net[0].bias.data().asscalar(),)
+        elif row == "numpy SGD":  # w <- w - lr * mean gradient of 1/2 (y_hat - y)^2
+            X_all, y_all = features.asnumpy(), labels.asnumpy()
+            w, b = np.random.normal(0, 0.01, X_all.shape[1]).astype(np.float32), np.float32(0)
+            for _ in range(epochs):
+                order = np.random.permutation(n)
+                for i in range(0, n, batch_size):
+                    j = order[i:i + batch_size]
+                    X, r = X_all[j], X_all[j] @ w + b - y_all[j]
+                    w -= GLUON_LR * (X.T @ r) / len(j)
+                    b -= GLUON_LR * r.mean()
+            params = tuple(w) + (b,)
+        else:  # lstsq
+            w, b = ols(features, labels)
+            params = tuple(w) + (b,)
+        seconds.append(time.perf_counter() - start)
+    return seconds, params, tuple(oracle[0]) + (oracle[1],)
+
+
+def worker(row, job, repeats):
+    run = run_linreg if row in ("scratch", "gluon", "gluon --fast") else run_reference
+    seconds, params, ols = run(row, job, repeats)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    error = max(abs(float(p) - float(o)) for p, o in zip(params, ols))
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "error": error}))
+
+
+# The driver: every row of every job, then the table ------------------------------
+
+def measure(row, job, repeats):
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", row, job,
+                           "--repeats", str(repeats)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench: {row} on {job} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import mxnet
+    import numpy
+    return (f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB; Python {platform.python_version()}, "
+            f"mxnet {mxnet.__version__}, numpy {numpy.__version__}")
+
+
+def table(job, repeats, runs):
+    n, batch_size, epochs = JOBS[job]
+    batches = epochs * -(-n // batch_size)
+    fast = statistics.median(runs["gluon --fast"]["seconds"])
+    lines = [f"**{job}**: {n:,} examples, batch {batch_size}, {epochs} epoch{'s' * (epochs > 1)} "
+             f"({batches:,} batches); median of {repeats}",
+             "",
+             "| row | median s | µs / batch | examples / s | peak MB | max abs error vs OLS | time / fast |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in ROWS:
+        seconds = statistics.median(runs[row]["seconds"])
+        per_batch = "—" if row == "lstsq" else f"{1e6 * seconds / batches:,.0f}"
+        examples = n if row == "lstsq" else epochs * n  # lstsq reads the data once
+        lines.append(f"| {row} | {seconds:.3f} | {per_batch} | {examples / seconds:,.0f} | "
+                     f"{runs[row]['peak_mb']:.0f} | {runs[row]['error']:.1e} | {seconds / fast:.2f} |")
+    return "\n".join(lines)
+
+
+def targets(all_runs):
+    """The issue's targets, each as a measured ratio and a verdict."""
+    def median(job, row):
+        return statistics.median(all_runs[job][row]["seconds"])
+    big = "1M" if "1M" in all_runs else "100k/1000"
+    checks = [
+        (f"{big}: fast / hand loop ≤ 1.5", median(big, "gluon --fast") / median(big, "hand loop"), 1.5, "≤"),
+        (f"{big}: faithful Gluon / fast ≥ 10", median(big, "gluon") / median(big, "gluon --fast"), 10, "≥"),
+        ("default: fast / faithful Gluon ≤ 0.5", median("default", "gluon --fast") / median("default", "gluon"), 0.5, "≤"),
+        (f"{big}: fast peak memory ≤ 400 MB", all_runs[big]["gluon --fast"]["peak_mb"], 400, "≤"),
+    ]
+    for job, runs in all_runs.items():
+        faithful = runs["gluon"]["error"]
+        worst = max(r["error"] for r in runs.values())
+        checks.append((f"{job}: worst error vs OLS ≤ 2 × faithful Gluon's ({faithful:.1e})",
+                       worst / faithful, 2, "≤"))
+    lines = ["| target | measured | met |", "| --- | ---: | --- |"]
+    for name, value, bound, sense in checks:
+        met = value <= bound if sense == "≤" else value >= bound
+        lines.append(f"| {name} | {value:.2f} | {'yes' if met else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Benchmark the ways of fitting the tutorial's regression.")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"only the jobs {', '.join(QUICK_JOBS)} (about 30 s)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per row, median reported (default: 3)")
+    parser.add_argument("--worker", nargs=2, metavar=("ROW", "JOB"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.worker:
+        return worker(*args.worker, args.repeats)
+    jobs = QUICK_JOBS if args.quick else ("default", "100k", "1M")
+    print(f"Machine: {machine()}\n")
+    all_runs = {}
+    for job in jobs:
+        all_runs[job] = {row: measure(row, job, args.repeats) for row in ROWS}
+        print(table(job, args.repeats, all_runs[job]) + "\n", flush=True)
+    print(targets(all_runs))
+
+
+if __name__ == "__main__":
+    main()
