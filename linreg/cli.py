@@ -34,7 +34,7 @@ def parse_floats(text):
             f"expected comma-separated numbers such as 2,-3.4, got {text!r}") from None
 
 
-_METAVARS = {int: "N", float: "X", parse_floats: "W1,W2,..."}
+_METAVARS = {int: "N", float: "X", str: "NAME"}
 
 
 def build_parser(defaults, implementation):
@@ -46,9 +46,10 @@ def build_parser(defaults, implementation):
         if isinstance(default, bool):
             parser.add_argument(flag(f.name), action="store_true", help=f.metadata["help"])
             continue
-        kind = parse_floats if isinstance(default, tuple) else type(default)
-        parser.add_argument(flag(f.name), type=kind, default=default,
-                            metavar=_METAVARS[kind],
+        kind, metavar = type(default), _METAVARS.get(type(default))
+        if isinstance(default, tuple):  # numbers are parsed here, names by Config
+            kind, metavar = (str, "DEV1,DEV2,...") if isinstance(default[0], str) else (parse_floats, "W1,W2,...")
+        parser.add_argument(flag(f.name), type=kind, default=default, metavar=metavar,
                             help=f"{f.metadata['help']} (default: {_show(default)})")
     parser.epilog = "A negative first weight needs '=': --true-w=-1,2."
     out = parser.add_argument_group("output")
@@ -130,6 +131,8 @@ def main(argv, implementation, defaults, train, save_params):
             checkpoint.save(args.save, result, save_params)
         if args.plot_dir or args.show:
             plots.plot(result, args.plot_dir, args.show)
+    except ConfigError as e:  # found by train: a missing GPU, no cluster to join
+        fail(parser, EXIT_USAGE, str(e))
     except Diverged as e:
         fail(parser, EXIT_DIVERGED, f"{e}; try --lr {e.lr_hint:g}")
     except OSError as e:

@@ -7,6 +7,7 @@ only in the values of `SCRATCH` and `GLUON` below.
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
 
@@ -54,9 +55,7 @@ class Config:
         return len(self.true_w)
 
     def to_dict(self):
-        d = asdict(self)
-        d["true_w"] = list(self.true_w)
-        return d
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def replace(self, **changes):
         return replace(self, **changes)
@@ -68,10 +67,17 @@ class GluonConfig(Config):
 
     fast: bool = _f(False, "hybridized net and loss, one nd.take per batch instead of "
                            "DataLoader's per-example gather")
+    ctx: tuple = _f(("cpu(0)",), "devices, comma-separated, each batch split over them: "
+                                 "cpu(0),cpu(1) or gpu(0)")
+    kvstore: str = _f("device", "how gradients are summed: device or local in one process; "
+                                "dist_sync, dist_device_sync or dist_async across the workers "
+                                "of python -m linreg.launch")
 
 
 _INTS = {"num_examples", "batch_size", "epochs", "seed", "report_every"}
 _BOOLS = {"fast"}
+CONTEXT = re.compile(r"(cpu|gpu)\((\d+)\)")  # how MXNet writes a Context: cpu(0)
+KVSTORES = ("device", "local", "dist_sync", "dist_device_sync", "dist_async")
 
 # Bound on |true_w|, |true_b|, noise and init_sigma: the loss squares values
 # about ten times these, and float32 overflows past 3.4e38.
@@ -85,6 +91,18 @@ BYTES_PER_NUMBER = 20
 
 
 def _coerce(name, value):
+    if name == "ctx":
+        names = tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(value)
+        for v in names:
+            if not (isinstance(v, str) and CONTEXT.fullmatch(v)):
+                raise ConfigError(name, f"takes devices such as cpu(0),cpu(1) or gpu(0), got {v!r}")
+        if len(set(names)) != len(names):
+            raise ConfigError(name, f"names a device twice: {','.join(names)}")
+        return names
+    if name == "kvstore":
+        if value not in KVSTORES:
+            raise ConfigError(name, f"must be one of {', '.join(KVSTORES)}, got {value!r}")
+        return value
     if name in _BOOLS:
         if not isinstance(value, bool):
             raise ConfigError(name, f"must be True or False, got {value!r}")
@@ -153,7 +171,10 @@ def check_memory(config):
 
 
 def _show(value):
-    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+    """A value as the command line writes it: 2,-3.4 or cpu(0),cpu(1) or 0.03."""
+    if isinstance(value, tuple):
+        return ",".join(v if isinstance(v, str) else f"{v:g}" for v in value)
+    return value if isinstance(value, str) else f"{value:g}"
 
 
 def available_memory():

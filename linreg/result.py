@@ -24,9 +24,11 @@ class Result:
     moving_losses: tuple  # bias-corrected moving average of batch_losses
     train_seconds: float  # the training loop only: no data, no oracle
     interrupted: bool  # stopped early by Ctrl-C
+    rank: int = 0  # this worker's kv.rank in a parameter-server cluster
+    num_workers: int = 1  # the cluster's workers; 1 outside one
 
     @classmethod
-    def of(cls, implementation, config, w, b, features, labels, progress):
+    def of(cls, implementation, config, w, b, features, labels, progress, rank=0, num_workers=1):
         """Build a result from the learned NDArrays w (any shape) and b."""
         ols_w, ols_b = ols(features, labels)
         return cls(
@@ -42,6 +44,8 @@ class Result:
             moving_losses=tuple(progress.moving_losses),
             train_seconds=progress.train_seconds,
             interrupted=progress.interrupted,
+            rank=rank,
+            num_workers=num_workers,
         )
 
     def to_dict(self):
@@ -61,6 +65,8 @@ class Result:
             "moving_losses": list(self.moving_losses),
             "train_seconds": self.train_seconds,
             "interrupted": self.interrupted,
+            "rank": self.rank,
+            "num_workers": self.num_workers,
         }
 
     def table(self):

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
@@ -257,23 +257,35 @@ FLAG_VALUES = {
     "--report-every": (["1", "100"], ["0"]),
     "--smoothing": (["0.01", "1"], ["0", "2"]),
 }
+GLUON_FLAG_VALUES = {  # flags only the Gluon half has
+    "--ctx": (["cpu(0)", "cpu(0),cpu(1)"], ["gpu(0)", "tpu(0)", "cpu(0),cpu(0)", ""]),
+    "--kvstore": (["device", "local"], ["dist_sync", "nccl"]),
+}
 
 
 @st.composite
-def command_lines(draw):
-    flags = draw(st.lists(st.sampled_from(sorted(FLAG_VALUES)), unique=True, max_size=5))
+def command_lines(draw, values):
+    flags = draw(st.lists(st.sampled_from(sorted(values)), unique=True, max_size=5))
     argv = ["--num-examples=200", "--epochs=2"]  # a small base; a drawn flag overrides it
     for f in flags:
-        valid, invalid = FLAG_VALUES[f]
+        valid, invalid = values[f]
         argv.append(f"{f}={draw(st.sampled_from(valid * 4 + invalid))}")
     return argv + ["--json"]
 
 
-@pytest.mark.parametrize("module", [scratch, gluon], ids=["scratch", "gluon"])
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(argv=command_lines())
-def test_random_command_lines(module, argv):
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(argv=command_lines(FLAG_VALUES))
+def test_random_scratch_command_lines(argv):
+    check_command_line(scratch, argv)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(argv=command_lines({**FLAG_VALUES, **GLUON_FLAG_VALUES}), fast=st.booleans())
+def test_random_gluon_command_lines(argv, fast):
+    check_command_line(gluon, argv + ["--fast"] * fast)
+
+
+def check_command_line(module, argv):
     code, out, err = run_main(module, argv)
     assert code in (0, 2, 3), (argv, err)
     assert "Traceback" not in err
