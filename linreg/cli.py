@@ -9,7 +9,7 @@ from dataclasses import fields
 from . import checkpoint, plots
 from .checkpoint import CheckpointError
 from .files import CannotWrite, check_folder, check_writable
-from .config import ConfigError, _show, check_memory, flag
+from .config import ConfigError, show_value, check_memory, flag
 from .progress import Diverged
 
 EXIT_WRITE = 1  # an output file could not be written after training
@@ -50,7 +50,7 @@ def build_parser(defaults, implementation):
         if isinstance(default, tuple):  # numbers are parsed here, names by Config
             kind, metavar = (str, "DEV1,DEV2,...") if isinstance(default[0], str) else (parse_floats, "W1,W2,...")
         parser.add_argument(flag(f.name), type=kind, default=default, metavar=metavar,
-                            help=f"{f.metadata['help']} (default: {_show(default)})")
+                            help=f"{f.metadata['help']} (default: {show_value(default)})")
     parser.epilog = "A negative first weight needs '=': --true-w=-1,2."
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true",

@@ -137,7 +137,7 @@ def validate(config):
     for name in ("true_w", "true_b", "noise", "init_sigma"):
         value = getattr(c, name)
         if max(map(abs, value if name == "true_w" else (value,))) > MAX_MAGNITUDE:
-            raise ConfigError(name, f"must be at most {MAX_MAGNITUDE:g} in magnitude, got {_show(value)}")
+            raise ConfigError(name, f"must be at most {MAX_MAGNITUDE:g} in magnitude, got {show_value(value)}")
     if c.noise < 0:
         raise ConfigError("noise", f"must be >= 0, got {c.noise}")
     if c.batch_size < 1:
@@ -170,7 +170,7 @@ def check_memory(config):
         )
 
 
-def _show(value):
+def show_value(value):
     """A value as the command line writes it: 2,-3.4 or cpu(0),cpu(1) or 0.03."""
     if isinstance(value, tuple):
         return ",".join(v if isinstance(v, str) else f"{v:g}" for v in value)

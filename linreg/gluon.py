@@ -112,12 +112,12 @@ def train(config=GLUON, verbose=False, start=None):
     start: (w, b) to begin from instead of a random draw. Ctrl-C ends training
     early and returns the parameters reached, marked interrupted.
     """
-    if config.ctx != GLUON.ctx or config.kvstore.startswith("dist"):
+    if config.ctx != GLUON.ctx or config.kvstore.startswith("dist"):  # see train_parallel
         return train_parallel(config, verbose, start)
     features, labels = make_data(config)
     net, loss = init_net(config.init_sigma, start, config.fast), loss_fn(config.fast)
     batches = fast_data_iter if config.fast else data_iter
-    trainer = trainer_for(net, config.lr)
+    trainer = trainer_for(net, config.lr, config.kvstore)  # one device: MXNet makes no store
     progress = Progress(config, step_size(config), curvature(features), verbose)
     progress.start(loss(net(features), labels))
     with progress.training():

@@ -44,6 +44,8 @@ def main(argv=None):
     parser.add_argument("--x", type=parse_floats, action="append", metavar="X1,X2,...",
                         help="one example; repeat for more (default: read CSV rows from stdin)")
     args = parser.parse_args(argv)
+    if not args.x and sys.stdin.isatty():
+        parser.error("give examples with --x, or CSV rows on stdin")
     try:
         _, w, b = checkpoint.read(args.path)
         rows = args.x if args.x else read_rows(sys.stdin)
