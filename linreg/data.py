@@ -31,9 +31,14 @@ def _float64(a):
     return np.asarray(a.asnumpy() if isinstance(a, nd.NDArray) else a, dtype=np.float64)
 
 
+def design_matrix(X):
+    """[X, 1] in float64: the bias as one more weight on a column of ones."""
+    return np.hstack([_float64(X), np.ones((X.shape[0], 1))])
+
+
 def curvature(X):
     """Largest eigenvalue of [X, 1]^T [X, 1] / n, the Hessian of mean 1/2 (Xw + b - y)^2."""
-    A = np.hstack([_float64(X), np.ones((X.shape[0], 1))])
+    A = design_matrix(X)
     return float(np.linalg.eigvalsh(A.T @ A / A.shape[0])[-1])
 
 
@@ -51,6 +56,5 @@ def ols(X, y):
 
     Solved by numpy.linalg.lstsq in float64 on [X, 1]; returns (w, b) as numpy.
     """
-    A = np.hstack([_float64(X), np.ones((X.shape[0], 1))])
-    theta = np.linalg.lstsq(A, _float64(y).reshape(-1), rcond=None)[0]
+    theta = np.linalg.lstsq(design_matrix(X), _float64(y).reshape(-1), rcond=None)[0]
     return theta[:-1], float(theta[-1])

@@ -63,5 +63,3 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-

@@ -79,19 +79,19 @@ class Cluster:
                 self.out.flush()
 
     def wait(self, timeout):
-        """None when every child exited 0, else a one-line reason; stops the rest on failure."""
+        """None when every child exited 0, else (exit code, one-line reason)."""
         deadline = time.monotonic() + timeout
         while True:
             codes = [(label, child.poll()) for label, child in self.children]
             failed = [(label, code) for label, code in codes if code not in (None, 0)]
             if failed:
                 label, code = failed[0]
-                return f"{label} exited with code {code}; stopped the others"
+                return EXIT_FAILED, f"{label} exited with code {code}; stopped the others"
             if all(code == 0 for _, code in codes):
                 return None
             if time.monotonic() > deadline:
                 running = ", ".join(label for label, code in codes if code is None)
-                return f"timed out after {timeout:g} s; stopped {running}"
+                return EXIT_TIMEOUT, f"timed out after {timeout:g} s; stopped {running}"
             time.sleep(0.05)
 
     def stop(self):
@@ -144,13 +144,13 @@ def main(argv=None):
     except OSError as e:
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: cannot start {args.command[0]}: {e.strerror}\n")
     try:
-        reason = cluster.wait(args.timeout)
+        failure = cluster.wait(args.timeout)
     except KeyboardInterrupt:
         cluster.stop()
         parser.exit(EXIT_INTERRUPTED, f"{parser.prog}: interrupted; stopped every child\n")
     cluster.stop()
-    if reason:
-        code = EXIT_TIMEOUT if reason.startswith("timed out") else EXIT_FAILED
+    if failure:
+        code, reason = failure
         parser.exit(code, f"{parser.prog}: error: {reason}\n")
 
 

@@ -103,12 +103,9 @@ def draw_comparison(fig, results):
     names = [f"w[{i}]" for i in range(len(results[0].w))] + ["b"]
     width = 0.8 / (2 * len(results))
     for i, result in enumerate(results):
-        learned = np.array(result.w + (result.b,))
-        true = np.array(result.config.true_w + (result.config.true_b,))
-        ols = np.array(result.ols_w + (result.ols_b,))
-        for j, (other, against) in enumerate(((true, "true"), (ols, "OLS"))):
+        for j, (other, against) in enumerate(((result.true_theta, "true"), (result.ols_theta, "OLS"))):
             x = np.arange(len(names)) + (2 * i + j - len(results) + 0.5) * width
-            error_ax.bar(x, np.abs(learned - other), width,
+            error_ax.bar(x, np.abs(result.theta - other), width,
                          label=f"{result.implementation} − {against}")
     error_ax.set_yscale("log")
     error_ax.set_xticks(np.arange(len(names)), names)

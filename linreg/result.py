@@ -48,6 +48,19 @@ class Result:
             num_workers=num_workers,
         )
 
+    @property
+    def theta(self):
+        """The learned (w, b) as one vector [w..., b]."""
+        return np.array(self.w + (self.b,))
+
+    @property
+    def true_theta(self):
+        return np.array(self.config.true_w + (self.config.true_b,))
+
+    @property
+    def ols_theta(self):
+        return np.array(self.ols_w + (self.ols_b,))
+
     def to_dict(self):
         """The --json object."""
         return {
@@ -72,12 +85,9 @@ class Result:
     def table(self):
         """Learned against true against OLS, one parameter a line."""
         names = [f"w[{i}]" for i in range(len(self.w))] + ["b"]
-        learned = np.array(self.w + (self.b,))
-        true = np.array(self.config.true_w + (self.config.true_b,))
-        oracle = np.array(self.ols_w + (self.ols_b,))
         lines = [f"{'':6}{'true':>11}{'learned':>11}{'OLS':>11}"
                  f"{'|learned-true|':>16}{'|learned-OLS|':>15}"]
-        for row in zip(names, true, learned, oracle):
+        for row in zip(names, self.true_theta, self.theta, self.ols_theta):
             name, t, l, o = row
             lines.append(f"{name:6}{_num(t)}{_num(l)}{_num(o)}{abs(l - t):16.2e}{abs(l - o):15.2e}")
         return "\n".join(lines)

@@ -51,9 +51,7 @@ def run_linreg(row, job, repeats):
     else:
         train, config = gluon.train, GLUON.replace(fast=row == "gluon --fast", **sizes)
     results = [train(config) for _ in range(repeats)]
-    params = results[-1].w + (results[-1].b,)
-    ols = results[-1].ols_w + (results[-1].ols_b,)
-    return [r.train_seconds for r in results], params, ols
+    return [r.train_seconds for r in results], results[-1].theta, results[-1].ols_theta
 
 
 def run_reference(row, job, repeats):

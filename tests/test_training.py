@@ -18,16 +18,14 @@ REPLAY_RTOL = 1e-5
 
 
 def params(result):
-    return np.array(result.w + (result.b,))
+    return result.theta
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_learns_true_and_ols_parameters(impl, seed):
     result = impl.train(defaults(impl, seed=seed))
-    true = np.array(result.config.true_w + (result.config.true_b,))
-    ols = np.array(result.ols_w + (result.ols_b,))
-    assert_allclose(params(result), true, rtol=0, atol=TRUE_TOL)
-    assert_allclose(params(result), ols, rtol=0, atol=OLS_TOL)
+    assert_allclose(result.theta, result.true_theta, rtol=0, atol=TRUE_TOL)
+    assert_allclose(result.theta, result.ols_theta, rtol=0, atol=OLS_TOL)
 
 
 def test_ols_oracle_recovers_noiseless_parameters():
@@ -159,8 +157,7 @@ def test_fast_matches_numpy_replay():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fast_learns_ols(seed):
     result = gluon.train(defaults(gluon, seed=seed, fast=True))
-    ols = np.array(result.ols_w + (result.ols_b,))
-    assert_allclose(params(result), ols, rtol=0, atol=OLS_TOL)
+    assert_allclose(result.theta, result.ols_theta, rtol=0, atol=OLS_TOL)
 
 
 def test_fast_is_a_gluon_flag_only(capsys):
