@@ -5,11 +5,9 @@ import subprocess
 import sys
 
 import matplotlib.image
-import numpy as np
-import pytest
 from numpy.testing import assert_array_equal
 
-from linreg import gluon, plots, scratch
+from linreg import plots, scratch
 
 from .conftest import defaults
 from .test_reliability import ROOT, run_main

@@ -4,7 +4,7 @@ import random
 
 import numpy as np
 import pytest
-from mxnet import autograd, gluon, nd
+from mxnet import autograd, nd
 from numpy.testing import assert_allclose
 
 from linreg import scratch

@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_allclose
 
 from linreg import gluon, scratch
 from linreg.data import set_seed, synthetic_data
