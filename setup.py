@@ -1,14 +1,26 @@
+import os
+
 from setuptools import setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def numpy_pins():
+    """The requirement lines of numpy-pins.txt, one per Python version range."""
+    with open(os.path.join(HERE, "numpy-pins.txt")) as f:
+        return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
+
 
 setup(
     name="linreg",
     version="0.1.0",
     description="Linear regression in Apache MXNet, from scratch and with Gluon",
     packages=["linreg"],
-    python_requires="~=3.11.0",  # the interpreter this was verified on
+    python_requires=">=3.11,<3.14",  # the versions tested; mxnet 1.9.1 is pure ctypes
     install_requires=[
         "mxnet==1.9.1",  # the last release
-        "numpy==1.23.5",  # mxnet 1.9.1 uses np.bool, removed in numpy 1.24
+        *numpy_pins(),  # on 3.13 beyond mxnet's numpy<2: install with uv's --override
+        'setuptools; python_version >= "3.12"',  # mxnet imports distutils, gone from 3.12
         "matplotlib==3.10.9",  # the newest that accepts numpy 1.23.5
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6"]},

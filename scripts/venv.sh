@@ -1,20 +1,73 @@
-# Sourced by demo.sh and test.sh: make .venv in the checkout (once), install
+# Sourced by demo.sh and test.sh: make the virtual environment (once), install
 # linreg into it with its test extra, and put it first on PATH.
-# PYTHON chooses the interpreter: default python3.11 where it exists, else python3.
+#
+# PYTHON=/path/to/python3.X chooses the interpreter; otherwise the one that
+# made the environment, else the first supported python3.11, python3.12,
+# python3.13 or python3 on PATH. LINREG_VENV chooses the folder (default .venv).
+# The environment is rebuilt from scratch, never patched, when another
+# interpreter is asked for, setup.py or numpy-pins.txt changed, or the last
+# set-up did not finish.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$root/.venv"
-python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
-if [ ! -x "$venv/bin/python" ]; then
-    echo "setting up $venv with $python" >&2
-    "$python" -m venv "$venv"
-fi
-# Reinstall only when setup.py changed since the last install.
-stamp="$venv/.linreg-setup.sha256"
-want="$(sha256sum "$root/setup.py" | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[test]" >&2
-    echo "$want" > "$stamp"
+venv="${LINREG_VENV:-$root/.venv}"
+stamp="$venv/.linreg-ready"  # written last: "interpreter version pins-hash"
+supported="3.11, 3.12 or 3.13"
+
+fail() {
+    echo "linreg set-up: $*" >&2
+    exit 2
+}
+
+# "executable X.Y.Z" of an interpreter that runs (a pyenv shim may not), else nothing.
+identify() {
+    "$1" -c 'import sys; print(sys.executable, "%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || true
+}
+
+is_supported() {
+    case "$1" in 3.11.*|3.12.*|3.13.*) return 0 ;; *) return 1 ;; esac
+}
+
+choose_python() {
+    local id tried=""
+    if [ -n "${PYTHON:-}" ]; then
+        id="$(identify "$PYTHON")"
+        [ -n "$id" ] || fail "PYTHON=$PYTHON does not run; point it at a Python $supported"
+        is_supported "${id#* }" || fail "PYTHON=$PYTHON is Python ${id#* }; linreg needs $supported" \
+            "(mxnet 1.9.1 is tested on those): install one and set PYTHON to it"
+        echo "$id"
+        return
+    fi
+    local recorded
+    recorded="$(cut -d' ' -f1 "$stamp" 2>/dev/null || true)"
+    for candidate in $recorded python3.11 python3.12 python3.13 python3; do
+        command -v "$candidate" >/dev/null 2>&1 || continue
+        id="$(identify "$candidate")"
+        if [ -n "$id" ] && is_supported "${id#* }"; then
+            echo "$id"
+            return
+        fi
+        tried="$tried $candidate${id:+ (${id#* })}"
+    done
+    fail "no Python $supported found (tried:${tried:- nothing on PATH}); install one, or" \
+        "set PYTHON=/path/to/python3.13; with internet, 'uv python install 3.11' fetches one"
+}
+
+pins_hash="$(cat "$root/setup.py" "$root/numpy-pins.txt" | sha256sum | cut -d' ' -f1)"
+python_id="$(choose_python)"
+python="${python_id% *}"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$python_id $pins_hash" ]; then
+    [ -e "$venv" ] && echo "rebuilding $venv (made by another interpreter, other pins, or unfinished)" >&2
+    rm -rf "$venv"
+    echo "setting up $venv with Python ${python_id#* } ($python)" >&2
+    "$python" -m venv "$venv" \
+        || fail "'$python -m venv' failed (on Debian and Ubuntu: apt install python3-venv); rerun after fixing"
+    # uv, because pip cannot override mxnet 1.9.1's numpy<2 pin, and Python 3.13 has no such numpy.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check uv >&2 \
+        || fail "could not install uv from the package index; rerun to retry from scratch"
+    "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" \
+        --override "$root/numpy-pins.txt" -e "$root[test]" >&2 \
+        || fail "installing linreg into $venv failed (see above); rerun to retry from scratch"
+    echo "$python_id $pins_hash" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"
 cd "$root"

@@ -4,10 +4,10 @@ import random
 
 import numpy as np
 import pytest
-from mxnet import autograd, nd
 from numpy.testing import assert_allclose
 
-from linreg import scratch
+from linreg import scratch  # first: linreg.compat lets mxnet import on any numpy
+from mxnet import autograd, nd
 from linreg.gluon import init_net, loss_fn, trainer_for
 from linreg.data import set_seed, synthetic_data
 

@@ -1,0 +1,101 @@
+"""MXNet 1.9.1 on today's numpy and Python: the one place that knows its debts.
+
+mxnet 1.9.1 (2022, the last release) reads numpy names at import time that
+numpy has since removed, and imports distutils, which Python 3.12 removed.
+`load_mxnet()` adds each missing name to numpy, then imports mxnet; a name
+numpy still has is never replaced. The restored constants are the real values;
+the restored functions exist only so that mxnet's import-time tables can name
+them, and raise a clear error if anything calls them. `linreg/__init__.py`
+calls `load_mxnet()` before any of linreg imports mxnet, so every entry point
+(`python -m linreg.*`, the scripts, the tests) goes through here.
+"""
+
+import importlib.util
+import math
+import warnings
+
+import numpy
+
+# Constants: name -> (value, the mxnet 1.9.1 line that reads it at import).
+CONSTANTS = {
+    # Removed in numpy 1.24, back in 2.0 as the alias of bool_ restored here.
+    "bool": (numpy.bool_, "mxnet/numpy/utils.py:37  bool = onp.bool"),
+    # Removed in numpy 2.0.
+    "PZERO": (0.0, "mxnet/numpy/utils.py:42  PZERO = onp.PZERO"),
+    "NZERO": (-0.0, "mxnet/numpy/utils.py:43  NZERO = onp.NZERO"),
+    "NINF": (-math.inf, "mxnet/numpy/utils.py:44  NINF = onp.NINF"),
+    "PINF": (math.inf, "mxnet/numpy/utils.py:45  PINF = onp.PINF"),
+    "NAN": (math.nan, "mxnet/numpy/utils.py:47  NAN = onp.NAN"),
+    "NaN": (math.nan, "mxnet/numpy/utils.py:48  NaN = onp.NaN"),
+    # A default argument, used later: it must be the real infinity.
+    "Inf": (math.inf, "mxnet/gluon/contrib/estimator/event_handler.py:248  priority=np.Inf"),
+}
+
+# Functions: name -> (the numpy release that removed it, the mxnet line that
+# names it). mxnet copies them into tables; nothing in linreg calls them.
+FUNCTIONS = {
+    "alltrue": ("2.0", "mxnet/numpy/fallback.py:111  alltrue = onp.alltrue"),
+    "msort": ("2.0", "mxnet/numpy/fallback.py:145  msort = onp.msort"),
+    "mirr": ("2.0", "mxnet/numpy/fallback.py:143  mirr = onp.mirr (numpy_financial)"),
+    "npv": ("2.0", "mxnet/numpy/fallback.py:160  npv = onp.npv"),
+    "pmt": ("2.0", "mxnet/numpy/fallback.py:164  pmt = onp.pmt"),
+    "ppmt": ("2.0", "mxnet/numpy/fallback.py:173  ppmt = onp.ppmt"),
+    "pv": ("2.0", "mxnet/numpy/fallback.py:176  pv = onp.pv"),
+    "rate": ("2.0", "mxnet/numpy/fallback.py:177  rate = onp.rate"),
+    "sometrue": ("2.0", "mxnet/numpy_dispatch_protocol.py:87  'sometrue' in _NUMPY_ARRAY_FUNCTION_LIST"),
+    "round_": ("2.0", "mxnet/numpy_dispatch_protocol.py:92  'round_' in _NUMPY_ARRAY_FUNCTION_LIST"),
+    "product": ("2.0", "mxnet/numpy_dispatch_protocol.py:124  'product' in _NUMPY_ARRAY_FUNCTION_LIST"),
+    "in1d": ("2.4", "mxnet/numpy/fallback.py:135  in1d = onp.in1d"),
+    "trapz": ("2.4", "mxnet/numpy/fallback.py:190  trapz = onp.trapz"),
+}
+
+
+def missing(name):
+    """True if numpy has no `name`.
+
+    Looked up in the module's dict: numpy's module __getattr__ would warn
+    (1.25+: FutureWarning for "bool") or serve a deprecated alias (1.23).
+    """
+    return name not in vars(numpy) and name not in getattr(numpy, "__deprecated_attrs__", {})
+
+
+def removed(name, release):
+    """A stand-in for numpy.<name> that raises, naming the numpy versions."""
+    def stand_in(*args, **kwargs):
+        raise NotImplementedError(
+            f"numpy.{name} was removed in numpy {release}; this is numpy {numpy.__version__}. "
+            "linreg.compat restored the name only so that mxnet 1.9.1 can be imported.")
+    stand_in.__name__ = stand_in.__qualname__ = name
+    return stand_in
+
+
+def restore_numpy_names():
+    """Add each name mxnet 1.9.1 reads that this numpy lacks; return the names added."""
+    added = []
+    for name, (value, _) in CONSTANTS.items():
+        if missing(name):
+            setattr(numpy, name, value)
+            added.append(name)
+    for name, (release, _) in FUNCTIONS.items():
+        if missing(name):
+            setattr(numpy, name, removed(name, release))
+            added.append(name)
+    return added
+
+
+def load_mxnet():
+    """Restore numpy's names, check for distutils, then import mxnet; return it.
+
+    Python 3.11's distutils and numpy 1.23's np.bool each emit a
+    DeprecationWarning while mxnet imports; those, and only during that import,
+    are silenced, so that `python -W error` and JSON on stderr stay clean.
+    """
+    restore_numpy_names()
+    if importlib.util.find_spec("distutils") is None:
+        # mxnet/numpy_op_fallback.py:20  from distutils.version import StrictVersion
+        raise ImportError("mxnet 1.9.1 imports distutils, which Python 3.12 removed: "
+                          "install setuptools, which provides it (pip install setuptools)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import mxnet
+    return mxnet
