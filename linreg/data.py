@@ -19,10 +19,17 @@ def set_seed(seed):
 
 
 def synthetic_data(true_w, true_b, num_examples, noise):
-    """X ~ N(0, 1) of shape (n, k); y = X w + b + noise * N(0, 1) of shape (n,)."""
-    w = nd.array(true_w).reshape((-1, 1))
+    """X ~ N(0, 1) of shape (n, k); y = X w + b + noise * N(0, 1) of shape (n,).
+
+    X w + b is summed as the tutorial writes it, left to right,
+    true_w[0] * X[:, 0] + true_w[1] * X[:, 1] + ... + true_b, so that its
+    labels are these to the bit (nd.dot would sum in another order).
+    """
     X = nd.random_normal(shape=(num_examples, len(true_w)))
-    y = nd.dot(X, w).reshape((-1,)) + true_b
+    y = true_w[0] * X[:, 0]
+    for i in range(1, len(true_w)):
+        y = y + true_w[i] * X[:, i]
+    y = y + true_b
     y += noise * nd.random_normal(shape=y.shape)
     return X, y
 

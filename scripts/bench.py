@@ -42,24 +42,24 @@ def scratch_lr(batch_size):
 # The worker: one row of one job, in its own process ---------------------------
 
 def run_linreg(row, job, repeats):
-    from linreg import gluon, scratch
+    from linreg import parallel, scratch
     from linreg.config import GLUON, SCRATCH
     n, batch_size, epochs = JOBS[job]
     sizes = dict(num_examples=n, batch_size=batch_size, epochs=epochs)
     if row == "scratch":
         train, config = scratch.train, SCRATCH.replace(lr=scratch_lr(batch_size), **sizes)
     else:
-        train, config = gluon.train, GLUON.replace(fast=row == "gluon --fast", **sizes)
+        train, config = parallel.train, GLUON.replace(fast=row == "gluon --fast", **sizes)
     results = [train(config) for _ in range(repeats)]
     return [r.train_seconds for r in results], results[-1].theta, results[-1].ols_theta
 
 
 def run_reference(row, job, repeats):
     import numpy as np
+    from linreg.config import GLUON  # first: linreg.compat lets mxnet import on any numpy
+    from linreg.data import make_data, ols
     from mxnet import autograd, gluon, init, nd
     from mxnet.gluon import nn
-    from linreg.config import GLUON
-    from linreg.data import make_data, ols
     n, batch_size, epochs = JOBS[job]
     features, labels = make_data(GLUON.replace(num_examples=n))
     oracle = ols(features, labels)
@@ -123,6 +123,7 @@ def machine():
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import linreg  # noqa: F401  first: linreg.compat lets mxnet import on any numpy
     import mxnet
     import numpy
     return (f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB; Python {platform.python_version()}, "

@@ -8,11 +8,11 @@ import sys
 import time
 import uuid
 
-import mxnet as mx
 import pytest
 from numpy.testing import assert_allclose
 
-from linreg import gluon
+from linreg import gluon, parallel  # first: linreg.compat lets mxnet import on any numpy
+import mxnet as mx
 from linreg.launch import cluster_env, roles
 
 from .conftest import TRUE_TOL, defaults
@@ -34,8 +34,8 @@ QUICK_EXIT = 20  # seconds: a failed cluster must be stopped well within this
 def test_two_devices_equal_one(changes):
     # Same seed, same batch order; the two halves of each gradient are summed
     # by the kvstore, so only float32 round-off may differ.
-    one = gluon.train(defaults(gluon, **changes))
-    two = gluon.train(defaults(gluon, ctx=("cpu(0)", "cpu(1)"), **changes))
+    one = parallel.train(defaults(gluon, **changes))
+    two = parallel.train(defaults(gluon, ctx=("cpu(0)", "cpu(1)"), **changes))
     assert_allclose(params(two), params(one), rtol=REPLAY_RTOL, atol=1e-7)
     assert_allclose(two.epoch_losses, one.epoch_losses, rtol=1e-4)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from linreg import gluon, scratch
+from linreg import fast, gluon, scratch
 from linreg.data import set_seed, synthetic_data
 
 from .conftest import OLS_TOL, TRUE_TOL, defaults
@@ -143,20 +143,20 @@ def test_fast_equals_faithful_gluon(changes):
     # Same seed, same numpy shuffle, so the same batches in the same order:
     # equal to float32 round-off (on this machine, to the bit).
     config = defaults(gluon, **changes)
-    faithful, fast = gluon.train(config), gluon.train(config.replace(fast=True))
-    assert_allclose(params(fast), params(faithful), rtol=REPLAY_RTOL, atol=1e-7)
-    assert_allclose(fast.batch_losses, faithful.batch_losses, rtol=REPLAY_RTOL, atol=1e-9)
+    faithful, quick = gluon.train(config), fast.train(config.replace(fast=True))
+    assert_allclose(params(quick), params(faithful), rtol=REPLAY_RTOL, atol=1e-7)
+    assert_allclose(quick.batch_losses, faithful.batch_losses, rtol=REPLAY_RTOL, atol=1e-9)
 
 
 def test_fast_matches_numpy_replay():
     config = defaults(gluon, num_examples=25, batch_size=10, epochs=3, init_sigma=1e-9,
                       seed=3, fast=True)
-    assert_allclose(params(gluon.train(config)), replay(gluon, config), rtol=REPLAY_RTOL, atol=1e-7)
+    assert_allclose(params(fast.train(config)), replay(gluon, config), rtol=REPLAY_RTOL, atol=1e-7)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fast_learns_ols(seed):
-    result = gluon.train(defaults(gluon, seed=seed, fast=True))
+    result = fast.train(defaults(gluon, seed=seed, fast=True))
     assert_allclose(result.theta, result.ols_theta, rtol=0, atol=OLS_TOL)
 
 

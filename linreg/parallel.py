@@ -1,0 +1,106 @@
+"""The Gluon half over several devices (--ctx) and several processes (--kvstore dist_*).
+
+    $ python -m linreg.gluon --ctx cpu(0),cpu(1)
+    $ python -m linreg.launch -n 2 -- python -m linreg.gluon --kvstore dist_sync --fast
+
+Builds on linreg.gluon (and linreg.fast for --fast): the same loop, with each
+batch split over the workers of a parameter-server cluster by kv.rank, and
+each worker's part over its devices by split_and_load.
+"""
+
+import functools
+import os
+
+import mxnet as mx
+from mxnet import autograd, gluon as mx_gluon, nd
+
+from . import fast, gluon
+from .config import CONTEXT, GLUON, ConfigError
+
+
+def contexts(names):
+    """mx.Context objects for names such as cpu(0), gpu(1); GPUs must exist."""
+    ctx = [mx.Context(kind, int(index)) for kind, index in (CONTEXT.fullmatch(n).groups() for n in names)]
+    gpus = [c.device_id for c in ctx if c.device_type == "gpu"]
+    if gpus and max(gpus) >= mx.context.num_gpus():
+        raise ConfigError("ctx", f"{','.join(names)} needs a GPU build of MXNet and {max(gpus) + 1} "
+                                 f"GPU(s); this MXNet sees {mx.context.num_gpus()}")
+    return ctx
+
+
+def is_dist(config):
+    return config.kvstore.startswith("dist")
+
+
+def open_kvstore(name):
+    """(kvstore for the Trainer, rank, number of workers); a dist store joins its cluster."""
+    if not name.startswith("dist"):
+        return name, 0, 1
+    if os.environ.get("DMLC_ROLE") != "worker":
+        raise ConfigError("kvstore", f"{name} runs as a worker of a parameter-server cluster: "
+                                     "start it with python -m linreg.launch -n WORKERS -- COMMAND")
+    kv = mx.kv.create(name)
+    return kv, kv.rank, kv.num_workers
+
+
+def worker_part(batch, rank, num_workers):
+    """This worker's rows of a batch: the rank-th of num_workers near-equal parts."""
+    n = batch.shape[0]
+    return batch[rank * n // num_workers:(rank + 1) * n // num_workers]
+
+
+def full_batches(batches, batch_size, features, labels):
+    """The batches of `batches` that are whole: a dist store cannot change its
+    scale once it has taken its first step, so every step must have one size.
+    A batch larger than the data is one whole batch of all of it."""
+    whole = min(batch_size, features.shape[0])
+    return ((X, y) for X, y in batches(batch_size, features, labels) if X.shape[0] == whole)
+
+
+def split_step(ctx, rank, num_workers, net, loss, trainer, X, y):
+    """gluon.sgd_step on this worker's part of the batch, spread over ctx.
+
+    trainer.step gets the whole batch's size, so the kvstore's sum over the
+    workers and devices makes the tutorial's mean-gradient step.
+    """
+    size = X.shape[0]
+    X, y = worker_part(X, rank, num_workers), worker_part(y, rank, num_workers)
+    on = ctx[:X.shape[0]]  # a short batch may have fewer rows than devices
+    if len(on) < len(ctx):  # ... whose stale gradients the kvstore would add
+        net.collect_params().zero_grad()
+    Xs = mx_gluon.utils.split_and_load(X, on, even_split=False)
+    ys = mx_gluon.utils.split_and_load(y, on, even_split=False)
+    with autograd.record():
+        ls = [loss(net(Xi), yi) for Xi, yi in zip(Xs, ys)]
+    autograd.backward(ls)
+    trainer.step(size)
+    return nd.concat(*(l.as_in_context(ctx[0]) for l in ls), dim=0)
+
+
+def parallel_parts(config, start):
+    """gluon.Parts (fast ones with --fast) on the devices and store of the config."""
+    ctx = contexts(config.ctx)
+    kvstore, rank, num_workers = open_kvstore(config.kvstore)
+    if config.batch_size < num_workers:
+        raise ConfigError("batch_size", f"must be at least the number of workers, {num_workers}")
+    if config.fast:
+        parts = fast.fast_parts(config, start, ctx)
+    else:
+        parts = gluon.Parts(net=gluon.init_net(config.init_sigma, start, ctx), loss=gluon.loss_fn())
+    batches = parts.batches
+    if is_dist(config):
+        batches = functools.partial(full_batches, batches)
+    return gluon.Parts(net=parts.net, loss=parts.loss, batches=batches,
+                       step=functools.partial(split_step, ctx, rank, num_workers),
+                       kvstore=kvstore, ctx=ctx[0], rank=rank, num_workers=num_workers)
+
+
+def train(config, verbose=False, start=None):
+    """gluon.train on the devices and store of the config; --fast's parts with --fast.
+
+    The entry point of `python -m linreg.gluon`, whatever its flags: with one
+    CPU and the default store, it is gluon.train (or fast.train) itself.
+    """
+    if config.ctx == GLUON.ctx and config.kvstore == GLUON.kvstore:
+        return fast.train(config, verbose, start) if config.fast else gluon.train(config, verbose, start)
+    return gluon.train(config, verbose, start, parallel_parts)
