@@ -11,10 +11,27 @@ def numpy_pins():
         return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
 
 
+def readme():
+    with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
 setup(
     name="linreg",
     version="0.1.0",
     description="Linear regression in Apache MXNet, from scratch and with Gluon",
+    long_description=readme(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",  # as MXNet and d2l
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Operating System :: POSIX :: Linux",
+        "Intended Audience :: Education",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
     packages=["linreg"],
     python_requires=">=3.11,<3.14",  # the versions tested; mxnet 1.9.1 is pure ctypes
     install_requires=[
@@ -23,5 +40,9 @@ setup(
         'setuptools; python_version >= "3.12"',  # mxnet imports distutils, gone from 3.12
         "matplotlib==3.10.9",  # the newest that accepts numpy 1.23.5
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    extras_require={
+        # prysk runs the shell sessions in README.md and docs/; nbclient and
+        # ipykernel run the notebook.
+        "test": ["pytest>=7", "hypothesis>=6", "prysk>=0.20", "nbclient>=0.10", "ipykernel>=6"],
+    },
 )

@@ -17,6 +17,7 @@ from .files import atomic_write
 SIZE, DPI = (6.4, 4.8), 100  # 640 x 480 pixels
 MARKER = dict(linestyle="none", marker=".", markersize=2, alpha=0.5)  # every point, small
 LOSS_NAMES = {"scratch": "(ŷ − y)²", "gluon": "½ (ŷ − y)²"}
+COLORS = {"scratch": "tab:blue", "gluon": "tab:orange"}  # one colour per half, in every panel
 FILES = ("data.png", "loss.png", "fit.png")
 
 
@@ -52,7 +53,9 @@ def draw_loss(fig, result):
     ax = fig.subplots()
     iteration = np.arange(1, len(result.batch_losses) + 1)
     ax.plot(iteration, result.batch_losses, lw=0.5, alpha=0.4, label="batch loss")
-    ax.plot(iteration, result.moving_losses, lw=1.5, label="moving average")
+    window = round(1 / result.config.smoothing)
+    ax.plot(iteration, result.moving_losses, lw=1.5,
+            label=f"moving average of ~{window} batches: the progress lines (lags)")
     per_epoch = iterations_per_epoch(result.config)
     epochs = np.arange(len(result.epoch_losses) + 1) * per_epoch
     ax.plot(epochs, (result.initial_loss,) + result.epoch_losses, "o", color="black",
@@ -61,7 +64,7 @@ def draw_loss(fig, result):
     ax.set(xlabel="iteration", ylabel=f"loss {LOSS_NAMES[result.implementation]}",
            title=f"Training ({result.implementation}, lr {result.config.lr:g}, "
                  f"batch {result.config.batch_size})")
-    ax.legend()
+    ax.legend(loc="upper right", fontsize="small")
     return fig
 
 
@@ -89,15 +92,17 @@ def draw_comparison(fig, results):
     for result in results:
         # Gluon's L2Loss is half the squared error: double it to share one axis.
         unit = 2.0 if result.implementation == "gluon" else 1.0
+        color = COLORS[result.implementation]
         per_epoch = iterations_per_epoch(result.config)
         epoch = np.arange(1, len(result.batch_losses) + 1) / per_epoch
-        line, = loss_ax.plot(epoch, unit * np.array(result.batch_losses), lw=0.6, alpha=0.7,
-                             label=f"{result.implementation}: batch loss")
+        loss_ax.plot(epoch, unit * np.array(result.batch_losses), lw=0.6, alpha=0.7, color=color,
+                     label=f"{result.implementation}: batch loss")
         loss_ax.plot(np.arange(len(result.epoch_losses) + 1),
                      unit * np.array((result.initial_loss,) + result.epoch_losses),
-                     "o", color=line.get_color(), label=f"{result.implementation}: all the data")
+                     "o", color=color, label=f"{result.implementation}: all the data")
     loss_ax.set_yscale("log")
-    loss_ax.set(xlabel="epoch", ylabel="mean (ŷ − y)²", title="Training loss")
+    loss_ax.set(xlabel="epoch", ylabel="mean (ŷ − y)²: scratch's loss; Gluon's ½(ŷ − y)² × 2",
+                title="Training loss, one unit for both")
     loss_ax.legend()
 
     names = [f"w[{i}]" for i in range(len(results[0].w))] + ["b"]
@@ -105,7 +110,8 @@ def draw_comparison(fig, results):
     for i, result in enumerate(results):
         for j, (other, against) in enumerate(((result.true_theta, "true"), (result.ols_theta, "OLS"))):
             x = np.arange(len(names)) + (2 * i + j - len(results) + 0.5) * width
-            error_ax.bar(x, np.abs(result.theta - other), width,
+            error_ax.bar(x, np.abs(result.theta - other), width, color=COLORS[result.implementation],
+                         hatch="//" if against == "OLS" else None, edgecolor="white",
                          label=f"{result.implementation} − {against}")
     error_ax.set_yscale("log")
     error_ax.set_xticks(np.arange(len(names)), names)

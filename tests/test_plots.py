@@ -85,3 +85,28 @@ def test_comparison_script(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert matplotlib.image.imread(out).shape == (HEIGHT, 2 * WIDTH, 4)
+
+
+def test_loss_figure_says_what_the_moving_average_is():
+    result = scratch.train(defaults(scratch, epochs=1))
+    labels = [line.get_label() for line in plots.figures(result)["loss.png"].axes[0].lines]
+    assert labels[1] == "moving average of ~100 batches: the progress lines (lags)"
+
+
+def test_comparison_keeps_one_colour_per_half_and_states_the_unit():
+    from matplotlib.colors import to_hex
+    from linreg import gluon
+    results = [scratch.train(defaults(scratch, epochs=1)), gluon.train(defaults(gluon, epochs=1))]
+    fig = plots.draw_comparison(plots.new_figure(size=(12.8, 4.8)), results)
+    loss_ax, error_ax = fig.axes
+    for result in results:
+        name = result.implementation
+        lines = {to_hex(l.get_color()) for l in loss_ax.lines if l.get_label().startswith(name + ":")}
+        bars = {to_hex(p.get_facecolor()) for c in error_ax.containers
+                if c.get_label().startswith(name + " ") for p in c.patches}
+        assert len(lines) == 1 and lines == bars, name
+    assert len({to_hex(l.get_color()) for l in loss_ax.lines}) == 2
+    assert "½(ŷ − y)² × 2" in loss_ax.get_ylabel() and "(ŷ − y)²" in loss_ax.get_ylabel()
+    # Gluon's curve is drawn doubled, in scratch's unit.
+    gluon_dots = [l for l in loss_ax.lines if l.get_label() == "gluon: all the data"][0]
+    assert gluon_dots.get_ydata()[0] == 2 * results[1].initial_loss

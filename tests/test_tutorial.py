@@ -115,3 +115,22 @@ def test_gluon_is_the_tutorial_to_the_bit(capsys):
     assert list(result.batch_losses) == losses
     epoch_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
     assert epoch_lines == printed
+
+
+def sections(module):
+    """The section rules of a module, `# Reading the data ----`, in order."""
+    with open(module.__file__, encoding="utf-8") as f:
+        return [line.split(" --")[0] for line in f if line.startswith("# ") and line.rstrip().endswith("---")]
+
+
+def test_the_two_halves_read_side_by_side():
+    # What docs/tutorial.md and the README promise of scratch.py and gluon.py.
+    import inspect
+    assert sections(scratch) == sections(gluon) == [
+        "# Reading the data", "# The model", "# The loss", "# The optimiser", "# Training"]
+    first = lambda f: list(inspect.signature(f).parameters)[:3]  # noqa: E731
+    assert first(scratch.train) == first(gluon.train) == ["config", "verbose", "start"]
+    with open(gluon.__file__, encoding="utf-8") as f:
+        source = f.read()
+    for beyond_the_tutorial in ("hybridize", "split_and_load", "kv.create", "nd.take", "dist_"):
+        assert beyond_the_tutorial not in source, beyond_the_tutorial

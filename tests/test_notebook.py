@@ -1,0 +1,47 @@
+"""docs/tutorial.ipynb runs from top to bottom and prints what it was committed with."""
+
+import importlib.util
+import os
+
+import nbformat
+import pytest
+
+from .test_reliability import ROOT
+
+NOTEBOOK = os.path.join(ROOT, "docs", "tutorial.ipynb")
+
+
+def make_notebook():
+    """scripts/make_notebook.py, the script that writes the notebook, as a module."""
+    spec = importlib.util.spec_from_file_location("make_notebook", os.path.join(ROOT, "scripts", "make_notebook.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def printed(nb):
+    """Every cell's stdout, in order: the numbers a reader sees."""
+    return [["".join(o["text"]) for o in cell.get("outputs", []) if o.get("name") == "stdout"]
+            for cell in nb.cells if cell.cell_type == "code"]
+
+
+@pytest.fixture(scope="module")
+def committed():
+    return nbformat.read(NOTEBOOK, as_version=4)
+
+
+def test_the_notebook_is_the_script_that_makes_it(committed):
+    # The committed cells are make_notebook's: an edit made in one place only fails here.
+    assert [c.source for c in committed.cells] == [c.source for c in make_notebook().build().cells]
+
+
+def test_the_notebook_runs_and_prints_its_committed_outputs(committed):
+    fresh = nbformat.from_dict(committed)
+    for cell in fresh.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    make_notebook().execute(fresh)  # raises CellExecutionError on the first failing cell
+    assert printed(fresh) == printed(committed)
+    assert all(o.output_type != "error" for c in fresh.cells for o in c.get("outputs", []))
+    figures = [o for c in fresh.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(figures) == 3  # the data, the loss, the fit: drawn inline
