@@ -1,87 +1,229 @@
-"""Saved parameters: written whole or not at all, and checked when read.
+"""Saved parameters: written whole or not at all, and checked before MXNet reads them.
 
 A checkpoint is two files: PATH, the parameters in MXNet's own format
 (scratch: `nd.save` of {'w': (k, 1), 'b': (1,)}; Gluon: `net.save_parameters`,
 keys '0.weight' (1, k) and '0.bias' (1,)), and PATH.json, a sidecar with the
 implementation, the config, the result and the SHA-256 of PATH.
+
+Two files cannot be renamed at once, so the sidecar is the journal. A save
+writes both to temporary files and reads each back; then it renames the new
+sidecar over the old one, naming in it, under "previous", the hash and
+implementation of the PATH it is about to replace; then it renames the new
+PATH. Stopped between the two renames (SIGKILL, power loss), PATH is still
+the old file, which the sidecar names as "previous": reading gives the
+complete old checkpoint. After the second rename it gives the complete new
+one. SIGINT, SIGTERM and SIGHUP are held back until the save is over.
 """
 
 import hashlib
 import json
+import math
 import os
+import struct
 
 import numpy as np
 from mxnet import nd
-from mxnet.base import MXNetError
 
-from .files import atomic_write
+from .files import signals_held, sweep_temps, write_temp, commit
 
 # The NDArray names each implementation's file holds: (weight, bias).
 KEYS = {"scratch": ("w", "b"), "gluon": ("0.weight", "0.bias")}
 
+# MXNet 1.x's NDArray list file (src/ndarray/ndarray.cc, NDArray::Save):
+# u64 list magic, u64 reserved, u64 count, then per array: u32 NDARRAY_V2_MAGIC,
+# i32 storage type, i32 ndim, i64 dims[ndim], i32 dev_type, i32 dev_id,
+# i32 dtype, the data; then u64 count and per name a u64 length and its bytes.
+LIST_MAGIC = 0x112
+ARRAY_MAGIC = 0xF993FAC9
+DENSE, FLOAT32 = 0, 0
+MAX_SIDECAR_BYTES = 1 << 26  # a sidecar holds a run's losses: 64 MiB is far beyond any
+
 
 class CheckpointError(Exception):
-    """A checkpoint that is not the one expected."""
+    """A checkpoint that is not the one expected, or not a checkpoint."""
 
 
 def sidecar(path):
     return f"{path}.json"
 
 
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
 
 
-def save(path, result, save_params):
-    """Write the parameters of `result` with save_params(path, w, b), then the sidecar."""
-    atomic_write(path, lambda tmp: save_params(tmp, result.w, result.b))
-    meta = {"implementation": result.implementation, "params_sha256": sha256(path),
-            "result": result.to_dict()}
+def parse_params(data):
+    """{name: float32 array} from the bytes of an MXNet parameter file; ValueError if malformed.
 
-    def write_meta(tmp):
-        with open(tmp, "w") as f:
-            json.dump(meta, f)
-
-    atomic_write(sidecar(path), write_meta)
-
-
-def read(path, implementation=None):
-    """(implementation, w, b) from a checkpoint, w of shape (k,), b a float.
-
-    Raises CheckpointError for a missing or foreign file, one from the other
-    implementation when `implementation` is given, or a sidecar that disagrees.
+    Every length is checked against what is left before it is used, so a
+    crafted header (a negative or huge dimension) never reaches MXNet's reader.
     """
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path} does not exist")
-    try:
-        params = nd.load(path)
-    except MXNetError:
-        raise CheckpointError(f"{path} is not an MXNet parameter file") from None
-    found = next((name for name, keys in KEYS.items()
-                  if isinstance(params, dict) and set(params) == set(keys)), None)
+    view = memoryview(data)
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        size = struct.calcsize(fmt)
+        if pos + size > len(view):
+            raise ValueError("the file ends early")
+        values = struct.unpack_from(fmt, view, pos)
+        pos += size
+        return values
+
+    magic, _, count = take("<QQQ")
+    if magic != LIST_MAGIC:
+        raise ValueError("no MXNet parameter-list header")
+    if count > 16:
+        raise ValueError(f"{count} arrays")
+    arrays = []
+    for _ in range(count):
+        array_magic, stype, ndim = take("<Iii")
+        if array_magic != ARRAY_MAGIC or stype != DENSE:
+            raise ValueError("an array that is not a dense MXNet 1.x NDArray")
+        if not 1 <= ndim <= 2:
+            raise ValueError(f"an array of {ndim} dimensions")
+        shape = take(f"<{ndim}q")
+        if any(d < 1 or d > 1 << 40 for d in shape):
+            raise ValueError(f"an array of shape {shape}")
+        _, _, dtype = take("<iii")
+        if dtype != FLOAT32:
+            raise ValueError(f"an array of dtype code {dtype}, not float32")
+        size = 4 * math.prod(shape)
+        if pos + size > len(view):
+            raise ValueError("the file ends early")
+        arrays.append(np.frombuffer(view[pos:pos + size], dtype="<f4").reshape(shape))
+        pos += size
+    (names,) = take("<Q")
+    if names != count:
+        raise ValueError("names and arrays do not pair up")
+    params = {}
+    for array in arrays:
+        (length,) = take("<Q")
+        if length > 256 or pos + length > len(view):
+            raise ValueError("a malformed name")
+        params[bytes(view[pos:pos + length]).decode("utf-8", "replace")] = array
+        pos += length
+    if pos != len(view):
+        raise ValueError("bytes after the end")
+    return params
+
+
+def identify(params):
+    """(implementation, w of shape (k,), b) of parsed parameters; ValueError if neither half's."""
+    found = next((name for name, keys in KEYS.items() if set(params) == set(keys)), None)
     if found is None:
-        raise CheckpointError(f"{path} holds neither scratch nor Gluon parameters")
-    if implementation is not None and found != implementation:
-        raise CheckpointError(f"{path} holds {found} parameters, not {implementation}")
-    w, b = (params[key].asnumpy() for key in KEYS[found])
-    shapes = {"scratch": ((w.size, 1), (1,)), "gluon": ((1, w.size), (1,))}[found]
-    if (w.shape, b.shape) != shapes or w.size == 0:
-        raise CheckpointError(f"{path} has weights of shape {w.shape} and bias of shape {b.shape}")
-    _check_sidecar(path, found)
+        raise ValueError("neither scratch nor Gluon parameters")
+    w, b = (params[key] for key in KEYS[found])
+    expected = {"scratch": ((w.size, 1), (1,)), "gluon": ((1, w.size), (1,))}[found]
+    if (w.shape, b.shape) != expected:
+        raise ValueError(f"weights of shape {w.shape} and a bias of shape {b.shape}")
+    if not (np.isfinite(w).all() and np.isfinite(b).all()):
+        raise ValueError("parameters that are not finite (NaN or infinity)")
     return found, w.reshape(-1).astype(np.float64), float(b[0])
 
 
-def _check_sidecar(path, implementation):
+def save(path, result, save_params):
+    """Write the parameters of `result` with save_params(path, w, b), and the sidecar; see the module."""
+    w32, b32 = np.float32(result.w), np.float32(result.b)
+
+    def check_params(data):
+        implementation, w, b = identify(parse_params(data))
+        if implementation != result.implementation or not (np.array_equal(w, w32) and b == b32):
+            raise ValueError("other parameters than the ones saved")
+
+    with signals_held():
+        sweep_temps(path)
+        sweep_temps(sidecar(path))
+        params_tmp = write_temp(path, lambda tmp: save_params(tmp, result.w, result.b), check_params)
+        try:
+            with open(params_tmp, "rb") as f:
+                meta = {"implementation": result.implementation, "params_sha256": sha256(f.read()),
+                        "previous": _previous(path), "result": result.to_dict()}
+            text = json.dumps(meta)
+            meta_tmp = write_temp(sidecar(path), lambda tmp: _write_text(tmp, text),
+                                  lambda data: _check_same(data, text))
+        except BaseException:
+            os.remove(params_tmp)
+            raise
+        commit([(meta_tmp, sidecar(path)), (params_tmp, path)])
+
+
+def _previous(path):
+    """What the sidecar must still accept while PATH is the old file: its hash and half."""
     try:
-        with open(sidecar(path)) as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        return  # the parameters alone are enough to go on
+        with open(path, "rb") as f:
+            data = f.read()
+        return {"params_sha256": sha256(data), "implementation": identify(parse_params(data))[0]}
     except (OSError, ValueError):
+        return None  # nothing there, or nothing worth keeping readable
+
+
+def _write_text(tmp, text):
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _check_same(data, text):
+    if data != text.encode("utf-8"):
+        raise ValueError("a short sidecar")
+
+
+def read(path, implementation=None):
+    """(implementation, w of shape (k,), b) from a checkpoint.
+
+    The bytes are checked before MXNet reads them: the sidecar's hash where
+    there is a sidecar, the file's structure always. Raises CheckpointError
+    for a missing, foreign, malformed or non-finite file, one from the other
+    implementation when `implementation` is given, or a sidecar that disagrees.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path} does not exist" if not os.path.lexists(path)
+                              else f"{path} is not a regular file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read: {e.strerror}") from None
+    expected = _sidecar_implementation(path, sha256(data))
+    try:
+        found, w, b = identify(parse_params(data))
+    except ValueError as e:
+        raise CheckpointError(f"{path} is not a linreg parameter file: {e}") from None
+    if expected is not None and expected != found:
+        raise CheckpointError(f"{sidecar(path)} says {expected!r}, the parameters are {found}")
+    if implementation is not None and found != implementation:
+        raise CheckpointError(f"{path} holds {found} parameters, not {implementation}")
+    _check_mxnet_agrees(path, found, w, b)
+    return found, w, b
+
+
+def _sidecar_implementation(path, digest):
+    """The implementation the sidecar gives PATH's bytes, None without a sidecar."""
+    try:
+        with open(sidecar(path), "rb") as f:
+            raw = f.read(MAX_SIDECAR_BYTES + 1)
+    except FileNotFoundError:
+        return None  # the parameters alone are enough to go on
+    except OSError as e:
+        raise CheckpointError(f"{sidecar(path)} cannot be read: {e.strerror}") from None
+    try:
+        if len(raw) > MAX_SIDECAR_BYTES:
+            raise ValueError
+        meta = json.loads(raw)
+    except (ValueError, RecursionError):
         raise CheckpointError(f"{sidecar(path)} is not readable JSON") from None
-    if meta.get("implementation") != implementation:
-        raise CheckpointError(f"{sidecar(path)} says {meta.get('implementation')!r}, "
-                              f"the parameters are {implementation}")
-    if meta.get("params_sha256") != sha256(path):
-        raise CheckpointError(f"{path} does not match its sidecar {sidecar(path)}")
+    for entry in (meta, meta.get("previous") if isinstance(meta, dict) else None):
+        if isinstance(entry, dict) and entry.get("params_sha256") == digest:
+            if entry.get("implementation") not in KEYS:
+                raise CheckpointError(f"{sidecar(path)} names no implementation")
+            return entry["implementation"]
+    if not (isinstance(meta, dict) and isinstance(meta.get("params_sha256"), str)):
+        raise CheckpointError(f"{sidecar(path)} is not a linreg sidecar")
+    raise CheckpointError(f"{path} does not match its sidecar {sidecar(path)}")
+
+
+def _check_mxnet_agrees(path, implementation, w, b):
+    """MXNet's own reader, on a file already checked, must read the same numbers."""
+    loaded = nd.load(path)
+    w_key, b_key = KEYS[implementation]
+    if not (np.array_equal(loaded[w_key].asnumpy().reshape(-1), w) and loaded[b_key].asnumpy()[0] == b):
+        raise CheckpointError(f"{path}: MXNet reads other numbers than its header says")

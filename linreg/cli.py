@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import signal
 import sys
 from dataclasses import fields
 
@@ -15,7 +16,7 @@ from .progress import Diverged
 EXIT_WRITE = 1  # an output file could not be written after training
 EXIT_USAGE = 2  # a bad flag, value or input file, as argparse
 EXIT_DIVERGED = 3  # the learning rate diverges; nothing was written
-EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT (SIGTERM 143, SIGHUP 129)
 
 
 class Parser(argparse.ArgumentParser):
@@ -81,10 +82,10 @@ def parse_args(parser, argv, implementation, defaults):
         check_memory(config)
     except ConfigError as e:
         parser.error(str(e))
-    for name, path, check in (("--save", args.save, check_writable),
+    for name, path, check in (("--save", args.save, lambda p: check_writable(p, checkpoint.sidecar(p))),
                               ("--plot-dir", args.plot_dir, check_folder)):
         try:
-            if path:
+            if path is not None:
                 check(path)
         except CannotWrite as e:
             parser.error(f"{name}: {e}")
@@ -108,25 +109,89 @@ def fail(parser, code, message):
     parser.exit(code, f"{parser.prog}: error: {message}\n")
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, taken as Ctrl-C is: stop after the current step."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def stop_on_signals():
+    """Make SIGTERM and SIGHUP raise Stopped, and SIGINT KeyboardInterrupt, unless ignored.
+
+    A job scheduler stops jobs with SIGTERM, a closed terminal sends SIGHUP:
+    both then end as Ctrl-C does. A signal the caller ignores (nohup) stays ignored.
+    """
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    for sig, handler in ((signal.SIGINT, signal.default_int_handler),
+                         (signal.SIGTERM, stop), (signal.SIGHUP, stop)):
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, handler)
+
+
+class Output:
+    """stdout that never raises: the first failure is kept, and later output dropped.
+
+    So a closed, full or broken stdout does not stop training or saving; the
+    run then ends with one line and EXIT_WRITE.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.error = None if stream is not None else "stdout is closed"
+
+    def write(self, text):
+        self._do(lambda: self.stream.write(text))
+        return len(text)
+
+    def flush(self):
+        self._do(lambda: self.stream.flush())
+
+    def _do(self, action):
+        if self.error is None:
+            try:
+                action()
+            except (OSError, ValueError) as e:  # ValueError: the file was closed
+                self.error = f"cannot write to stdout: {getattr(e, 'strerror', None) or e}"
+
+    def close(self):
+        """Flush; a stream that failed is swapped for /dev/null, so exit does not fail again."""
+        self.flush()
+        if self.error is not None and self.stream is not None:
+            self.stream = None
+            sys.stdout = open(os.devnull, "w")
+
+
+def exit_code(interrupt):
+    """128 + the signal's number, as a shell reports a process a signal ended."""
+    return 128 + getattr(interrupt, "signum", signal.SIGINT)
+
+
 def main(argv, implementation, defaults, train, save_params):
     """Parse, train, print, save: the body of `python -m linreg.<implementation>`.
 
     Exit codes: 0 done, 1 an output could not be written, 2 bad input,
-    3 diverged, 130 interrupted (the parameters reached are still printed and saved).
+    3 diverged, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (the parameters
+    reached are still printed and saved).
     """
     parser = build_parser(defaults, implementation)
+    out = Output(sys.stdout)
+    stop_on_signals()
     try:
         config, args, start = parse_args(parser, argv, implementation, defaults)
+        sys.stdout = out
         result = train(config, verbose=not (args.json or args.quiet), start=start)
         if result.interrupted:
-            print(f"interrupted at iteration {len(result.batch_losses)}; "
+            print(f"interrupted ({result.interrupted}) at iteration {len(result.batch_losses)}; "
                   "these are the parameters reached", file=sys.stderr)
         if args.json:
-            json.dump(result.to_dict(), sys.stdout)
-            print()
+            print(json.dumps(result.to_dict()))
         else:
             print(result.table())
-        sys.stdout.flush()
+        out.flush()
         if args.save:
             checkpoint.save(args.save, result, save_params)
         if args.plot_dir or args.show:
@@ -136,11 +201,16 @@ def main(argv, implementation, defaults, train, save_params):
     except Diverged as e:
         fail(parser, EXIT_DIVERGED, f"{e}; try --lr {e.lr_hint:g}")
     except OSError as e:
-        if isinstance(e, BrokenPipeError):  # stdout closed early, as by `| head`
-            sys.stdout = open(os.devnull, "w")
-        fail(parser, EXIT_WRITE, f"cannot write: {e}")
-    except KeyboardInterrupt:
-        fail(parser, EXIT_INTERRUPTED, "interrupted")
+        fail(parser, EXIT_WRITE, f"cannot write: {e.strerror or e}" if e.filename is None
+             else f"cannot write {e.filename}: {e.strerror}")
+    except KeyboardInterrupt as e:  # before training began, or while saving: nothing was saved
+        fail(parser, exit_code(e), f"interrupted ({signal.Signals(exit_code(e) - 128).name})")
+    finally:
+        out.close()
+        if sys.stdout is out:
+            sys.stdout = out.stream or sys.stdout
+    if out.error:
+        fail(parser, EXIT_WRITE, out.error)
     if result.interrupted:
-        parser.exit(EXIT_INTERRUPTED)
+        parser.exit(128 + signal.Signals[result.interrupted].value)
     return result

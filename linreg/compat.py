@@ -12,6 +12,7 @@ calls `load_mxnet()` before any of linreg imports mxnet, so every entry point
 
 import importlib.util
 import math
+import sys
 import warnings
 
 import numpy
@@ -95,7 +96,14 @@ def load_mxnet():
         # mxnet/numpy_op_fallback.py:20  from distutils.version import StrictVersion
         raise ImportError("mxnet 1.9.1 imports distutils, which Python 3.12 removed: "
                           "install setuptools, which provides it (pip install setuptools)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import mxnet
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import mxnet
+    except KeyboardInterrupt:
+        if hasattr(sys, "ps1"):  # an interactive session: leave it to the prompt
+            raise
+        # Ctrl-C in the two seconds mxnet takes to load: one line, as a shell reports SIGINT.
+        sys.stderr.write("interrupted while importing mxnet\n")
+        raise SystemExit(130) from None
     return mxnet

@@ -83,11 +83,13 @@ KVSTORES = ("device", "local", "dist_sync", "dist_device_sync", "dist_async")
 # about ten times these, and float32 overflows past 3.4e38.
 MAX_MAGNITUDE = 1e15
 
-# Refuse a data set whose working set would take more than this share of the
-# memory available now: X and y in float32, the float64 copy lstsq needs, and
-# lstsq's own workspace, about 4 + 8 + 8 bytes per number.
+# Smallest nonzero magnitude of a number: MXNet passes scalars to its
+# operators as text and refuses one that underflows a double (5e-324).
+MIN_MAGNITUDE = 1e-30
+
+# Refuse a run whose working set would take more than this share of the
+# memory available now (see memory_needed).
 MEMORY_SHARE = 0.5
-BYTES_PER_NUMBER = 20
 
 
 def _coerce(name, value):
@@ -134,10 +136,14 @@ def validate(config):
         raise ConfigError("num_examples", f"must be at least 1, got {c.num_examples}")
     if not c.true_w:
         raise ConfigError("true_w", "needs at least one weight")
-    for name in ("true_w", "true_b", "noise", "init_sigma"):
+    for name in ("true_w", "true_b", "noise", "init_sigma", "lr"):
         value = getattr(c, name)
-        if max(map(abs, value if name == "true_w" else (value,))) > MAX_MAGNITUDE:
+        values = value if name == "true_w" else (value,)
+        if max(map(abs, values)) > MAX_MAGNITUDE:
             raise ConfigError(name, f"must be at most {MAX_MAGNITUDE:g} in magnitude, got {show_value(value)}")
+        if any(0 < abs(v) < MIN_MAGNITUDE for v in values):
+            raise ConfigError(name, f"must be 0 or at least {MIN_MAGNITUDE:g} in magnitude, "
+                                    f"got {show_value(value)}")
     if c.noise < 0:
         raise ConfigError("noise", f"must be >= 0, got {c.noise}")
     if c.batch_size < 1:
@@ -156,16 +162,36 @@ def validate(config):
         raise ConfigError("smoothing", f"must be in (0, 1], got {c.smoothing}")
 
 
+def memory_needed(config):
+    """Bytes a run allocates at its peak, beyond MXNet's own baseline.
+
+    With n examples, k inputs and m = min(n, k + 1): X and y in float32
+    (4 n (k + 1)), and, at the peak, while least squares runs, the float64
+    design matrix [X, 1] and lstsq's copy of it (16 n (k + 1)) with its SVD
+    workspace, or for the curvature the m x m Gram matrix and eigvalsh's copy
+    (16 m^2); counted together, with the largest of them once more for
+    temporaries. Before that, the labels' sum of k terms: MXNet's engine runs
+    ahead of Python, so the three arrays of every term (a column, its product,
+    the sum so far) may be alive at once, each at least a 4 KiB page.
+    tests/test_reliability.py measures this against a real peak.
+    """
+    n, k = config.num_examples, config.num_inputs
+    m = min(n, k + 1)
+    data, design, gram = 4 * n * (k + 1), 8 * n * (k + 1), 8 * m * m
+    labels = 3 * k * max(4096, 4 * n)
+    return data + labels + 2 * design + 2 * gram + max(design, gram) + 16 * m * max(n, k + 1)
+
+
 def check_memory(config):
-    """Raise ConfigError when the data would not fit in the memory available now."""
+    """Raise ConfigError when the run would not fit in the memory available now."""
     c = config
-    needed = c.num_examples * (c.num_inputs + 1) * BYTES_PER_NUMBER
+    needed = memory_needed(c)
     available = available_memory()
     if needed > MEMORY_SHARE * available:
         name = "num_examples" if c.num_examples >= c.num_inputs else "true_w"
         raise ConfigError(
             name,
-            f"asks for about {needed / 2**30:.1f} GiB of data, more than "
+            f"asks for about {needed / 2**30:.1f} GiB of memory, more than "
             f"{MEMORY_SHARE:.0%} of the {available / 2**30:.1f} GiB available",
         )
 

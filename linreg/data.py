@@ -44,9 +44,15 @@ def design_matrix(X):
 
 
 def curvature(X):
-    """Largest eigenvalue of [X, 1]^T [X, 1] / n, the Hessian of mean 1/2 (Xw + b - y)^2."""
+    """Largest eigenvalue of [X, 1]^T [X, 1] / n, the Hessian of mean 1/2 (Xw + b - y)^2.
+
+    A^T A and A A^T have the same nonzero eigenvalues: the smaller of the two
+    is formed, so many inputs cost (n x n), not (k x k).
+    """
     A = design_matrix(X)
-    return float(np.linalg.eigvalsh(A.T @ A / A.shape[0])[-1])
+    gram = A.T @ A if A.shape[0] >= A.shape[1] else A @ A.T
+    gram /= A.shape[0]
+    return float(np.linalg.eigvalsh(gram)[-1])
 
 
 def make_data(config):

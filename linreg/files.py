@@ -1,18 +1,71 @@
-"""Files written whole or not at all, into folders checked before training."""
+"""Files written whole or not at all, into places checked before training."""
 
+import contextlib
 import os
+import secrets
+import signal
 import tempfile
+
+# The signals a job is stopped with; held back while files are committed, so
+# that a stop lands before or after, never between two renames.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class CannotWrite(Exception):
     """An output path where no file can be created."""
 
 
-def check_writable(path):
-    """Raise CannotWrite unless a file can be created at path."""
-    if os.path.isdir(path):
-        raise CannotWrite(f"{path} is a directory")
-    check_folder(os.path.dirname(os.path.abspath(path)), create=False)
+def temp_name(path):
+    """A temporary name beside path: .NAME.PID.RANDOM.tmp.
+
+    The PID lets a later save remove what a killed one left (sweep_temps).
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def sweep_temps(path):
+    """Remove the temporary files of path left by saves whose process is gone (SIGKILL)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    prefix = f".{name}."
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        parts = entry[len(prefix):].split(".")
+        if not (entry.startswith(prefix) and len(parts) == 3 and parts[2] == "tmp" and parts[0].isdigit()):
+            continue
+        if not _alive(int(parts[0])):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, entry))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_writable(path, *others):
+    """Raise CannotWrite unless path (and each of others) can be written as a new regular file.
+
+    Tries exactly the names a save creates: a temporary file beside each
+    path, made and removed. An existing path must be a regular file: a save
+    replaces it, and a device node or a folder is not to be replaced.
+    """
+    if not path:
+        raise CannotWrite("an empty path")
+    for p in (path, *others):
+        if os.path.lexists(p) and not os.path.isfile(p):
+            kind = "a directory" if os.path.isdir(p) else "not a regular file"
+            raise CannotWrite(f"{p} is {kind}")
+        check_folder(os.path.dirname(os.path.abspath(p)), create=False)
+        _try_create(temp_name(p))
 
 
 def check_folder(folder, create=True):
@@ -23,6 +76,8 @@ def check_folder(folder, create=True):
     The check creates and removes a file: permission bits say nothing for root
     or on a read-only mount.
     """
+    if not folder:
+        raise CannotWrite("an empty path")
     folder = os.path.abspath(folder)
     existing = folder
     while create and not os.path.exists(existing):
@@ -38,28 +93,86 @@ def check_folder(folder, create=True):
         raise CannotWrite(f"{existing} is not writable: {e.strerror}") from None
 
 
-def atomic_write(path, write):
-    """Call write(tmp) on a temporary file beside path, then rename it to path.
-
-    os.replace is atomic on POSIX: a reader, or a run killed at any point,
-    sees the old file or the new one, never a part.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
+def _try_create(name):
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file is an ordinary one
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        raise CannotWrite(f"cannot create {name}: {e.strerror}") from None
+    os.close(fd)
+    os.remove(name)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Hold back SIGINT, SIGTERM and SIGHUP inside the block; deliver them after it.
+
+    Each handler is swapped for one that only notes the signal, and the first
+    noted one is raised again once the old handlers are back. (A thread's
+    signal mask would not do: MXNet's engine threads would take the signal.)
+    Outside the main thread, where handlers cannot be set, nothing is held.
+    """
+    noted = []
+    old = {}
+    try:
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+                old[sig] = signal.signal(sig, lambda signum, frame: noted.append(signum))
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if noted:
+            signal.raise_signal(noted[0])
+
+
+def write_temp(path, write, check):
+    """A complete temporary file for path: write(tmp), fsync, then check(bytes read back).
+
+    check raises ValueError when what was read is not what was meant (a full
+    disk that MXNet's writer did not report leaves a short file). Returns the
+    temporary name; on any failure it is removed and OSError is raised.
+    """
+    tmp = temp_name(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            f.seek(0)
+            data = f.read()
+        try:
+            check(data)
+        except ValueError as e:
+            raise OSError(f"{path}: what was written does not read back ({e}); is the disk full?") from None
+        return tmp
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def commit(renames):
+    """os.replace each (tmp, path) in order, then fsync their folders so the renames last."""
+    for tmp, path in renames:
+        os.replace(tmp, path)
+    for folder in {os.path.dirname(os.path.abspath(path)) for _, path in renames}:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path, write, check=lambda data: None):
+    """Call write(tmp) on a temporary file beside path, check it, then rename it to path.
+
+    os.replace is atomic on POSIX: a reader, or a run killed at any point,
+    sees the old file or the new one, never a part. SIGINT, SIGTERM and
+    SIGHUP wait until it is done.
+    """
+    with signals_held():
+        commit([(write_temp(path, write, check), path)])

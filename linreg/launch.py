@@ -5,12 +5,14 @@
 Starts one scheduler, SERVERS servers and WORKERS workers, each a child process
 running COMMAND on 127.0.0.1 with the DMLC_* variables of its role; `import
 mxnet` turns the scheduler and servers into their roles, the workers train.
-Every line a child prints is prefixed with its role. If a child fails, the
-rest are stopped; everything is bounded by --timeout; only its own children
-are ever signalled. (MXNet's tools/launch.py crashes on Python >= 3.9 and
+Every line a child prints is prefixed with its role. If a child fails, or the
+output is closed, the rest are stopped; SIGINT, SIGTERM and SIGHUP stop them
+too, and the kernel kills them if the launcher itself is killed; everything
+is bounded by --timeout; only its own children are ever signalled. (MXNet's tools/launch.py crashes on Python >= 3.9 and
 binds a non-loopback address.)
 """
 
+import ctypes
 import os
 import signal
 import socket
@@ -19,12 +21,17 @@ import sys
 import threading
 import time
 
-from .cli import EXIT_INTERRUPTED, EXIT_USAGE, Parser
+from .cli import EXIT_USAGE, Parser, exit_code, fail, stop_on_signals
 
 EXIT_FAILED = 1  # a child exited non-zero
 EXIT_TIMEOUT = 124  # as timeout(1)
 HOST = "127.0.0.1"
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping children
+# Seconds the scheduler and servers get to exit after the last worker did: a
+# worker that used the store tells them to shut down as it exits, and they do
+# within a second here; still running after this, they were never used.
+SHUTDOWN_GRACE = 10.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def free_port():
@@ -58,49 +65,80 @@ class Cluster:
     """The child processes of one launch, their output, and how they end."""
 
     def __init__(self, command, num_workers, num_servers, out=sys.stdout):
+        self.command, self.num_workers, self.num_servers = command, num_workers, num_servers
         self.out, self.lock = out, threading.Lock()
+        self.children, self.readers = [], []
+        self.output_closed = False  # set by a reader when writing to `out` failed
+
+    def start(self):
+        """Start every child; on a failure partway, stop those started and raise OSError.
+
+        Each child leads a session of its own (Ctrl-C reaches the launcher
+        only) and is killed by the kernel if the launcher dies, even by
+        SIGKILL. The readers start after the last child: no thread runs while
+        the children are forked.
+        """
         port = free_port()
-        self.children = []
-        self.readers = []
-        for label, role in roles(num_workers, num_servers):
-            env = {**os.environ, **cluster_env(role, num_workers, num_servers, port)}
-            child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True)  # Ctrl-C reaches the launcher only
-            self.children.append((label, child))
+        preexec = die_with_parent()
+        try:
+            for label, role in roles(self.num_workers, self.num_servers):
+                env = {**os.environ, **cluster_env(role, self.num_workers, self.num_servers, port)}
+                child = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         start_new_session=True, preexec_fn=preexec)
+                self.children.append((label, role, child))
+        except BaseException:
+            self.stop()
+            raise
+        for label, _, child in self.children:
             reader = threading.Thread(target=self._copy, args=(label, child.stdout), daemon=True)
             reader.start()
             self.readers.append(reader)
 
     def _copy(self, label, stream):
+        # Read to the end even once the output is closed: a child blocked on a
+        # full pipe would never exit.
         for line in iter(stream.readline, b""):
             with self.lock:
-                self.out.write(f"[{label}] {line.decode(errors='replace')}")
-                self.out.flush()
+                if self.output_closed:
+                    continue
+                try:
+                    self.out.write(f"[{label}] {line.decode(errors='replace')}")
+                    self.out.flush()
+                except (OSError, ValueError):  # | head, a closed or full stdout
+                    self.output_closed = True
 
     def wait(self, timeout):
         """None when every child exited 0, else (exit code, one-line reason)."""
         deadline = time.monotonic() + timeout
+        workers_done = None  # when every worker had exited 0
         while True:
-            codes = [(label, child.poll()) for label, child in self.children]
-            failed = [(label, code) for label, code in codes if code not in (None, 0)]
+            codes = [(label, role, child.poll()) for label, role, child in self.children]
+            failed = [(label, code) for label, _, code in codes if code not in (None, 0)]
             if failed:
                 label, code = failed[0]
                 return EXIT_FAILED, f"{label} exited with code {code}; stopped the others"
-            if all(code == 0 for _, code in codes):
+            if self.output_closed:
+                return EXIT_FAILED, "the output was closed; stopped the cluster"
+            if all(code == 0 for _, _, code in codes):
                 return None
+            if workers_done is None and all(code == 0 for _, role, code in codes if role == "worker"):
+                workers_done = time.monotonic()
+            if workers_done is not None and time.monotonic() > workers_done + SHUTDOWN_GRACE:
+                return EXIT_FAILED, ("the workers exited without using the parameter server "
+                                     "(no --kvstore dist_*?); stopped the scheduler and servers")
             if time.monotonic() > deadline:
-                running = ", ".join(label for label, code in codes if code is None)
+                running = ", ".join(label for label, _, code in codes if code is None)
                 return EXIT_TIMEOUT, f"timed out after {timeout:g} s; stopped {running}"
             time.sleep(0.05)
 
     def stop(self):
         """SIGTERM every child still running, SIGKILL after GRACE; reap them all."""
-        for _, child in self.children:
+        for _, _, child in self.children:
             if child.poll() is None:
                 _signal(child, signal.SIGTERM)
         deadline = time.monotonic() + GRACE
-        for _, child in self.children:
+        for _, _, child in self.children:
             try:
                 child.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -108,6 +146,21 @@ class Cluster:
                 child.wait()
         for reader in self.readers:
             reader.join(timeout=1.0)
+
+
+def die_with_parent():
+    """A preexec_fn: the child gets SIGKILL when the launcher dies (Linux PR_SET_PDEATHSIG)."""
+    parent = os.getpid()
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: no dlopen after fork
+    except (OSError, AttributeError):  # not Linux: the children outlive a killed launcher
+        return None
+
+    def preexec():
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the launcher died before prctl took effect
+            os._exit(1)
+    return preexec
 
 
 def _signal(child, sig):
@@ -139,19 +192,22 @@ def main(argv=None):
         parser.error(f"--num-servers must be at least 1, got {args.num_servers}")
     if not args.timeout > 0:
         parser.error(f"--timeout must be > 0, got {args.timeout:g}")
+    stop_on_signals()
+    cluster = Cluster(args.command, args.num_workers, args.num_servers)
     try:
-        cluster = Cluster(args.command, args.num_workers, args.num_servers)
-    except OSError as e:
-        parser.exit(EXIT_USAGE, f"{parser.prog}: error: cannot start {args.command[0]}: {e.strerror}\n")
-    try:
+        try:
+            cluster.start()
+        except OSError as e:
+            fail(parser, EXIT_USAGE, f"cannot start {args.command[0]}: {e.strerror}")
         failure = cluster.wait(args.timeout)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP
         cluster.stop()
-        parser.exit(EXIT_INTERRUPTED, f"{parser.prog}: interrupted; stopped every child\n")
+        fail(parser, exit_code(e), f"interrupted ({signal.Signals(exit_code(e) - 128).name}); "
+                                   "stopped every child")
     cluster.stop()
     if failure:
         code, reason = failure
-        parser.exit(code, f"{parser.prog}: error: {reason}\n")
+        fail(parser, code, reason)
 
 
 if __name__ == "__main__":

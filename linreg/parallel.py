@@ -81,8 +81,11 @@ def parallel_parts(config, start):
     """gluon.Parts (fast ones with --fast) on the devices and store of the config."""
     ctx = contexts(config.ctx)
     kvstore, rank, num_workers = open_kvstore(config.kvstore)
-    if config.batch_size < num_workers:
-        raise ConfigError("batch_size", f"must be at least the number of workers, {num_workers}")
+    # Every device of every worker needs a row of the first batch: a gradient
+    # no backward has written is refused by the Trainer.
+    if min(config.batch_size, config.num_examples) < num_workers * len(ctx):
+        raise ConfigError("batch_size", f"must be at least the number of workers times devices, "
+                                        f"{num_workers} x {len(ctx)}, and so must --num-examples")
     if config.fast:
         parts = fast.fast_parts(config, start, ctx)
     else:

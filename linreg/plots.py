@@ -5,6 +5,8 @@ without pyplot, so no backend is chosen for the process and no window opens.
 pyplot (and a window) is used only when showing is asked for.
 """
 
+import contextlib
+import functools
 import math
 import os
 import sys
@@ -21,8 +23,27 @@ COLORS = {"scratch": "tab:blue", "gluon": "tab:orange"}  # one colour per half, 
 FILES = ("data.png", "loss.png", "fit.png")
 
 
+@functools.lru_cache(maxsize=1)
+def import_matplotlib():
+    """Import matplotlib even where MPLBACKEND names no backend; return that bad name or None.
+
+    matplotlib refuses to import at all then, though these figures never use
+    a backend: the bad value is dropped for this process, and can_show says so.
+    """
+    try:
+        import matplotlib  # noqa: F401
+        return None
+    except ValueError:
+        bad = os.environ.pop("MPLBACKEND", None)
+        for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+            del sys.modules[name]
+        import matplotlib  # noqa: F401, F811
+        return bad
+
+
 def new_figure(show=False, size=SIZE):
     """A Figure on the Agg canvas, or a pyplot figure when it is to be shown."""
+    import_matplotlib()
     if show:
         import matplotlib.pyplot as plt
         return plt.figure(figsize=size, dpi=DPI)
@@ -143,10 +164,19 @@ def plot(result, folder=None, show=False):
     figs = figures(result, show)
     paths = []
     if folder:
-        os.makedirs(folder, exist_ok=True)
-        for name, fig in figs.items():
-            paths.append(os.path.join(folder, name))
-            save(fig, paths[-1])
+        made = make_folders(folder)
+        try:
+            for name, fig in figs.items():
+                paths.append(os.path.join(folder, name))
+                save(fig, paths[-1])
+        except BaseException:  # a full disk, a signal: leave no empty folder of ours behind
+            for path in paths:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+            for made_folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    os.rmdir(made_folder)  # only if empty
+            raise
     if show:
         import matplotlib.pyplot as plt
         plt.show()
@@ -155,13 +185,35 @@ def plot(result, folder=None, show=False):
     return paths
 
 
+def make_folders(folder):
+    """os.makedirs(folder), returning the folders it created, outermost first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for made in reversed(missing):
+        os.mkdir(made)
+    return list(reversed(missing))
+
+
 def can_show():
     """True if a window can open; else say why on stderr, in one line."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         print("--show: no display (DISPLAY is not set); not showing the figures", file=sys.stderr)
         return False
+    bad = import_matplotlib()
+    if bad is not None:
+        print(f"--show: MPLBACKEND={bad} names no matplotlib backend; not showing the figures",
+              file=sys.stderr)
+        return False
+    try:
+        import matplotlib.pyplot  # noqa: F401  resolves the default backend
+    except ImportError as e:  # a backend whose toolkit is not installed
+        print(f"--show: matplotlib cannot start its backend ({e}); not showing the figures",
+              file=sys.stderr)
+        return False
     import matplotlib
-    import matplotlib.pyplot  # noqa: F401  resolves the default backend
     from matplotlib import rcsetup
     if matplotlib.get_backend().lower() not in {b.lower() for b in rcsetup.interactive_bk}:
         print(f"--show: matplotlib has no interactive backend here ({matplotlib.get_backend()}); "

@@ -5,18 +5,20 @@
 """
 
 import csv
+import math
+import signal
 import sys
 
 from mxnet import nd
 
 from . import checkpoint
 from .checkpoint import CheckpointError
-from .cli import Parser, parse_floats
+from .cli import EXIT_WRITE, Output, Parser, exit_code, fail, parse_floats, stop_on_signals
 from .scratch import net
 
 
 def read_rows(lines):
-    """CSV rows of numbers, one example a row; blank lines are skipped."""
+    """CSV rows of finite numbers, one example a row; blank lines are skipped."""
     rows = []
     for number, row in enumerate(csv.reader(lines), start=1):
         if not row or not "".join(row).strip():
@@ -28,6 +30,13 @@ def read_rows(lines):
     return rows
 
 
+def check_finite(rows):
+    """Raise ValueError for an example with NaN or infinity: its prediction would be too."""
+    for i, row in enumerate(rows, start=1):
+        if not all(math.isfinite(v) for v in row):
+            raise ValueError(f"example {i} is not all finite numbers: {','.join(map(str, row))}")
+
+
 def predict(w, b, rows):
     """y_hat for each row, with the scratch model net(X, w, b) = X w + b."""
     X = nd.array(rows, dtype="float32").reshape((len(rows), len(w)))
@@ -36,7 +45,11 @@ def predict(w, b, rows):
 
 
 def main(argv=None):
-    """Parse, load, read the examples, print one prediction a line; bad input exits 2."""
+    """Parse, load, read the examples, print one prediction a line.
+
+    Exit codes as training's: 2 bad input (nothing printed), 1 stdout could
+    not be written, 130/143/129 stopped by a signal.
+    """
     parser = Parser(prog="python -m linreg.predict",
                     description="Print y_hat = X w + b, one line per example, "
                                 "for the examples given with --x or as CSV rows on stdin.")
@@ -44,18 +57,29 @@ def main(argv=None):
     parser.add_argument("--x", type=parse_floats, action="append", metavar="X1,X2,...",
                         help="one example; repeat for more (default: read CSV rows from stdin)")
     args = parser.parse_args(argv)
-    if not args.x and sys.stdin.isatty():
-        parser.error("give examples with --x, or CSV rows on stdin")
+    stop_on_signals()
+    out = Output(sys.stdout)
     try:
-        _, w, b = checkpoint.read(args.path)
-        rows = args.x if args.x else read_rows(sys.stdin)
-    except (CheckpointError, ValueError) as e:
-        parser.error(str(e))
-    for i, row in enumerate(rows, start=1):
-        if len(row) != len(w):
-            parser.error(f"example {i} has {len(row)} values, the model has {len(w)} inputs")
-    if rows:
-        print("\n".join(f"{v:.6f}" for v in predict(w, b, rows)))
+        if not args.x and (sys.stdin is None or sys.stdin.closed):
+            parser.error("stdin is closed: give examples with --x, or CSV rows on stdin")
+        if not args.x and sys.stdin.isatty():
+            parser.error("give examples with --x, or CSV rows on stdin")
+        try:
+            _, w, b = checkpoint.read(args.path)
+            rows = args.x if args.x else read_rows(sys.stdin)
+            check_finite(rows)
+        except (CheckpointError, ValueError, OSError) as e:
+            parser.error(str(e))
+        for i, row in enumerate(rows, start=1):
+            if len(row) != len(w):
+                parser.error(f"example {i} has {len(row)} values, the model has {len(w)} inputs")
+        if rows:
+            out.write("\n".join(f"{v:.6f}" for v in predict(w, b, rows)) + "\n")
+        out.close()
+    except KeyboardInterrupt as e:
+        fail(parser, exit_code(e), f"interrupted ({signal.Signals(exit_code(e) - 128).name})")
+    if out.error:
+        fail(parser, EXIT_WRITE, out.error)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ end of an epoch needs it: one host synchronisation per report, not per batch.
 
 import contextlib
 import math
+import signal
 import time
 
 from mxnet import nd
@@ -82,7 +83,7 @@ class Progress:
         self.moving_losses = []  # their moving average, as the progress lines print
         self.initial_loss = None  # mean loss on all the data before training
         self.epoch_losses = []  # mean loss on all the data after each epoch
-        self.interrupted = False  # stopped by Ctrl-C
+        self.interrupted = None  # the signal that stopped training early: "SIGINT", ...
         self.train_seconds = 0.0  # the training loop alone
         self._pending = []  # batch losses not yet read from the device
         self._epoch = 0
@@ -118,12 +119,13 @@ class Progress:
 
     @contextlib.contextmanager
     def training(self):
-        """Time the training loop; Ctrl-C inside it ends training, keeping what was learned."""
+        """Time the training loop; Ctrl-C (or SIGTERM, SIGHUP: linreg.cli) inside it
+        ends training after the current step, keeping what was learned."""
         started = time.perf_counter()
         try:
             yield
-        except KeyboardInterrupt:
-            self.interrupted = True
+        except KeyboardInterrupt as e:
+            self.interrupted = signal.Signals(getattr(e, "signum", signal.SIGINT)).name
         self._read(self._epoch)
         self.train_seconds = time.perf_counter() - started
 

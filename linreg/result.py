@@ -23,7 +23,7 @@ class Result:
     batch_losses: tuple  # mean loss of each batch, in iteration order
     moving_losses: tuple  # bias-corrected moving average of batch_losses
     train_seconds: float  # the training loop only: no data, no oracle
-    interrupted: bool  # stopped early by Ctrl-C
+    interrupted: object  # None, or the signal that stopped training early: "SIGINT", ...
     rank: int = 0  # this worker's kv.rank in a parameter-server cluster
     num_workers: int = 1  # the cluster's workers; 1 outside one
 
@@ -77,7 +77,7 @@ class Result:
             "batch_losses": list(self.batch_losses),
             "moving_losses": list(self.moving_losses),
             "train_seconds": self.train_seconds,
-            "interrupted": self.interrupted,
+            "interrupted": self.interrupted is not None,
             "rank": self.rank,
             "num_workers": self.num_workers,
         }

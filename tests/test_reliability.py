@@ -224,21 +224,36 @@ def test_killed_while_saving_leaves_the_old_file(impl, tmp_path):
 
 # 4. Interrupt ---------------------------------------------------------------------
 
-def test_ctrl_c_prints_saves_and_exits_130(impl, tmp_path):
-    path = str(tmp_path / "model.params")
-    proc = subprocess.Popen(
+def default_signals():
+    """In the child: the stop signals at their defaults, whatever this test runner inherited
+    (a shell ignores SIGINT in what it starts in the background)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def start_training(impl, *args):
+    """A long run of impl in a child process, its progress on a pipe."""
+    return subprocess.Popen(
         [sys.executable, "-m", f"linreg.{impl.IMPLEMENTATION}", "--num-examples", "20000",
-         "--epochs", "1000", "--save", path],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--epochs", "1000", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_stop_signal_prints_saves_and_exits_128_plus_it(impl, tmp_path, sig, code):
+    path = str(tmp_path / "model.params")
+    proc = start_training(impl, "--save", path)
     first = proc.stdout.readline()  # training has begun
     assert first.startswith("Epoch 1, batch 100.")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert "interrupted at iteration" in err and "Traceback" not in err
+    assert proc.returncode == code
+    assert f"interrupted ({sig.name}) at iteration" in err and "Traceback" not in err
     assert out.splitlines()[-1].startswith("b ")
     found, w, _ = checkpoint.read(path)
     assert found == impl.IMPLEMENTATION and len(w) == 2
+    assert sorted(os.listdir(tmp_path)) == ["model.params", "model.params.json"]  # no temporary file
 
 
 # 5. Random command lines ---------------------------------------------------------
