@@ -42,7 +42,8 @@ setup(
     ],
     extras_require={
         # prysk runs the shell sessions in README.md and docs/; nbclient and
-        # ipykernel run the notebook.
-        "test": ["pytest>=7", "hypothesis>=6", "prysk>=0.20", "nbclient>=0.10", "ipykernel>=6"],
+        # ipykernel run the notebook; xdist runs the suite on every core.
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "prysk>=0.20", "nbclient>=0.10",
+                 "ipykernel>=6"],
     },
 )

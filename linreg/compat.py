@@ -15,12 +15,10 @@ import math
 import sys
 import warnings
 
-import numpy
-
 # Constants: name -> (value, the mxnet 1.9.1 line that reads it at import).
 CONSTANTS = {
     # Removed in numpy 1.24, back in 2.0 as the alias of bool_ restored here.
-    "bool": (numpy.bool_, "mxnet/numpy/utils.py:37  bool = onp.bool"),
+    "bool": ("bool_", "mxnet/numpy/utils.py:37  bool = onp.bool"),  # a name: numpy's own bool_
     # Removed in numpy 2.0.
     "PZERO": (0.0, "mxnet/numpy/utils.py:42  PZERO = onp.PZERO"),
     "NZERO": (-0.0, "mxnet/numpy/utils.py:43  NZERO = onp.NZERO"),
@@ -51,7 +49,7 @@ FUNCTIONS = {
 }
 
 
-def missing(name):
+def missing(numpy, name):
     """True if numpy has no `name`.
 
     Looked up in the module's dict: numpy's module __getattr__ would warn
@@ -60,7 +58,7 @@ def missing(name):
     return name not in vars(numpy) and name not in getattr(numpy, "__deprecated_attrs__", {})
 
 
-def removed(name, release):
+def removed(numpy, name, release):
     """A stand-in for numpy.<name> that raises, naming the numpy versions."""
     def stand_in(*args, **kwargs):
         raise NotImplementedError(
@@ -70,16 +68,16 @@ def removed(name, release):
     return stand_in
 
 
-def restore_numpy_names():
+def restore_numpy_names(numpy):
     """Add each name mxnet 1.9.1 reads that this numpy lacks; return the names added."""
     added = []
     for name, (value, _) in CONSTANTS.items():
-        if missing(name):
-            setattr(numpy, name, value)
+        if missing(numpy, name):
+            setattr(numpy, name, getattr(numpy, value) if isinstance(value, str) else value)
             added.append(name)
     for name, (release, _) in FUNCTIONS.items():
-        if missing(name):
-            setattr(numpy, name, removed(name, release))
+        if missing(numpy, name):
+            setattr(numpy, name, removed(numpy, name, release))
             added.append(name)
     return added
 
@@ -90,20 +88,21 @@ def load_mxnet():
     Python 3.11's distutils and numpy 1.23's np.bool each emit a
     DeprecationWarning while mxnet imports; those, and only during that import,
     are silenced, so that `python -W error` and JSON on stderr stay clean.
+    Ctrl-C in the two seconds this takes ends the program with one line.
     """
-    restore_numpy_names()
-    if importlib.util.find_spec("distutils") is None:
-        # mxnet/numpy_op_fallback.py:20  from distutils.version import StrictVersion
-        raise ImportError("mxnet 1.9.1 imports distutils, which Python 3.12 removed: "
-                          "install setuptools, which provides it (pip install setuptools)")
     try:
+        import numpy
+        restore_numpy_names(numpy)
+        if importlib.util.find_spec("distutils") is None:
+            # mxnet/numpy_op_fallback.py:20  from distutils.version import StrictVersion
+            raise ImportError("mxnet 1.9.1 imports distutils, which Python 3.12 removed: "
+                              "install setuptools, which provides it (pip install setuptools)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             import mxnet
     except KeyboardInterrupt:
         if hasattr(sys, "ps1"):  # an interactive session: leave it to the prompt
             raise
-        # Ctrl-C in the two seconds mxnet takes to load: one line, as a shell reports SIGINT.
         sys.stderr.write("interrupted while importing mxnet\n")
-        raise SystemExit(130) from None
+        raise SystemExit(130) from None  # as a shell reports SIGINT
     return mxnet

@@ -27,9 +27,10 @@ EXIT_FAILED = 1  # a child exited non-zero
 EXIT_TIMEOUT = 124  # as timeout(1)
 HOST = "127.0.0.1"
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping children
-# Seconds the scheduler and servers get to exit after the last worker did: a
-# worker that used the store tells them to shut down as it exits, and they do
-# within a second here; still running after this, they were never used.
+# Seconds the scheduler and servers get to exit after the last worker did
+# (--shutdown-grace): a worker that used the store tells them to shut down as
+# it exits, and here they are gone before it is; still running after this,
+# they were never used.
 SHUTDOWN_GRACE = 10.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -108,7 +109,7 @@ class Cluster:
                 except (OSError, ValueError):  # | head, a closed or full stdout
                     self.output_closed = True
 
-    def wait(self, timeout):
+    def wait(self, timeout, shutdown_grace=SHUTDOWN_GRACE):
         """None when every child exited 0, else (exit code, one-line reason)."""
         deadline = time.monotonic() + timeout
         workers_done = None  # when every worker had exited 0
@@ -124,7 +125,7 @@ class Cluster:
                 return None
             if workers_done is None and all(code == 0 for _, role, code in codes if role == "worker"):
                 workers_done = time.monotonic()
-            if workers_done is not None and time.monotonic() > workers_done + SHUTDOWN_GRACE:
+            if workers_done is not None and time.monotonic() > workers_done + shutdown_grace:
                 return EXIT_FAILED, ("the workers exited without using the parameter server "
                                      "(no --kvstore dist_*?); stopped the scheduler and servers")
             if time.monotonic() > deadline:
@@ -183,6 +184,9 @@ def main(argv=None):
                         help="server processes (default: 1)")
     parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
                         help="stop everything after this long (default: 600)")
+    parser.add_argument("--shutdown-grace", type=float, default=SHUTDOWN_GRACE, metavar="SECONDS",
+                        help="how long the scheduler and servers may outlive the workers before "
+                             f"the store counts as unused (default: {SHUTDOWN_GRACE:g})")
     parser.add_argument("command", nargs="+", metavar="COMMAND",
                         help="the program and its arguments, after --")
     args = parser.parse_args(argv)
@@ -190,8 +194,9 @@ def main(argv=None):
         parser.error(f"--num-workers must be at least 1, got {args.num_workers}")
     if args.num_servers < 1:
         parser.error(f"--num-servers must be at least 1, got {args.num_servers}")
-    if not args.timeout > 0:
-        parser.error(f"--timeout must be > 0, got {args.timeout:g}")
+    for name in ("timeout", "shutdown_grace"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name):g}")
     stop_on_signals()
     cluster = Cluster(args.command, args.num_workers, args.num_servers)
     try:
@@ -199,7 +204,7 @@ def main(argv=None):
             cluster.start()
         except OSError as e:
             fail(parser, EXIT_USAGE, f"cannot start {args.command[0]}: {e.strerror}")
-        failure = cluster.wait(args.timeout)
+        failure = cluster.wait(args.timeout, args.shutdown_grace)
     except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP
         cluster.stop()
         fail(parser, exit_code(e), f"interrupted ({signal.Signals(exit_code(e) - 128).name}); "

@@ -68,8 +68,10 @@ def main(argv=None):
             _, w, b = checkpoint.read(args.path)
             rows = args.x if args.x else read_rows(sys.stdin)
             check_finite(rows)
-        except (CheckpointError, ValueError, OSError) as e:
+        except (CheckpointError, ValueError) as e:
             parser.error(str(e))
+        except OSError as e:
+            parser.error(f"cannot read stdin: {e.strerror}")
         for i, row in enumerate(rows, start=1):
             if len(row) != len(w):
                 parser.error(f"example {i} has {len(row)} values, the model has {len(w)} inputs")

@@ -43,12 +43,12 @@ def test_restored_constants_are_the_real_values(name):
     expected = {"PZERO": "0.0", "NZERO": "-0.0", "PINF": "inf", "NINF": "-inf",
                 "NAN": "nan", "NaN": "nan", "Inf": "inf"}[name]
     assert repr(float(value)) == expected
-    if not compat.missing(name) and name in vars(numpy):  # numpy's own, where it still has it
+    if not compat.missing(numpy, name) and name in vars(numpy):  # numpy's own, where it still has it
         assert repr(float(getattr(numpy, name))) == expected
 
 
 def test_a_restored_function_says_what_happened():
-    stand_in = compat.removed("trapz", "2.4")
+    stand_in = compat.removed(numpy, "trapz", "2.4")
     with pytest.raises(NotImplementedError, match=rf"removed in numpy 2.4; this is numpy {numpy.__version__}"):
         stand_in([1, 2])
 
@@ -58,6 +58,6 @@ def test_restoring_adds_only_what_is_missing(monkeypatch):
     sentinel = object()
     monkeypatch.delattr(numpy, "PZERO", raising=False)
     monkeypatch.setattr(numpy, "NINF", sentinel, raising=False)
-    added = compat.restore_numpy_names()
+    added = compat.restore_numpy_names(numpy)
     assert added == ["PZERO"]
     assert numpy.NINF is sentinel and numpy.PZERO == 0.0

@@ -60,7 +60,7 @@ def test_both_halves_see_the_same_data():
     assert s.ols_w == g.ols_w and s.ols_b == g.ols_b
 
 
-def replay(impl, config):
+def replay(impl, config, skip_short=False):
     """The same run in float64 NumPy: same data, same batch order, w = b = 0.
 
     MXNet cannot draw with sigma = 0, so the run starts from sigma = 1e-9: a
@@ -68,6 +68,7 @@ def replay(impl, config):
 
     Scratch: w <- w - lr * sum_i d(y_hat_i - y_i)^2/dw over the batch.
     Gluon:   w <- w - lr * mean_i d(1/2 (y_hat_i - y_i)^2)/dw (step by the real size).
+    skip_short: leave out a short last batch, as a dist kvstore does.
     """
     set_seed(config.seed)
     features, labels = synthetic_data(config.true_w, config.true_b, config.num_examples, config.noise)
@@ -83,6 +84,8 @@ def replay(impl, config):
             np.random.shuffle(order)
         for i in range(0, n, config.batch_size):
             j = np.asarray(order[i:i + config.batch_size])
+            if skip_short and len(j) < min(config.batch_size, n):
+                continue
             X, y = X_all[j], y_all[j]
             r = X @ w + b - y
             scale = 2.0 if impl is scratch else 1.0 / len(j)

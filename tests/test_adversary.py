@@ -1,0 +1,425 @@
+"""Hostile conditions, made real: a full disk, signals at every stage of a save,
+crafted files, closed streams, hostile sizes. Nothing is lost, nothing leaks."""
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+from linreg import checkpoint, gluon, predict, scratch
+from linreg.checkpoint import CheckpointError
+
+from .test_reliability import ROOT, default_signals, run_main
+
+PAGE = 4096  # tmpfs allocates whole pages
+
+
+def run(args, **kwargs):
+    """A python -m / -c child of this interpreter, signals at their defaults."""
+    kwargs.setdefault("capture_output", True)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, text=True, timeout=120,
+                          preexec_fn=default_signals, **kwargs)
+
+
+def temps(folder):
+    return [name for name in os.listdir(folder) if name.endswith(".tmp")]
+
+
+def train_and_save(impl, path, *args):
+    code, _, err = run_main(impl, ["--quiet", "--epochs", "1", "--save", str(path), *args])
+    assert code == 0, err
+
+
+# A full disk ----------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs of our own, unmounted afterwards whatever happens."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(folder, leave=0):
+    """Fill the disk of folder, then free `leave` bytes of it again."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * PAGE)
+        except OSError:
+            pass
+    if leave:
+        os.truncate(filler, max(0, filler.stat().st_size - leave))
+    return filler
+
+
+@pytest.mark.parametrize("leave", [0, PAGE], ids=["no room", "room for the parameters only"])
+def test_a_full_disk_keeps_the_old_checkpoint(impl, small_disk, leave):
+    path = small_disk / "g.params"
+    train_and_save(impl, path)
+    before = path.read_bytes(), (small_disk / "g.params.json").read_bytes()
+    assert len(before[0]) <= PAGE < len(before[1])  # so PAGE leaves room for one, not both
+    fill(small_disk, leave)
+    code, out, err = run_main(impl, ["--quiet", "--epochs", "1", "--seed", "7", "--save", str(path)])
+    assert code == 1 and "cannot write" in err and len(err.strip().splitlines()) == 1
+    assert out.startswith(" ")  # the table was printed before the save failed
+    assert (path.read_bytes(), (small_disk / "g.params.json").read_bytes()) == before
+    checkpoint.read(str(path))
+    assert temps(small_disk) == []
+
+
+def test_plots_on_a_full_disk_leave_no_folder(small_disk):
+    fill(small_disk)
+    code, _, err = run_main(scratch, ["--quiet", "--epochs", "1", "--plot-dir", str(small_disk / "p" / "q")])
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert sorted(os.listdir(small_disk)) == ["filler"]
+
+
+# Signals at every stage of a save -------------------------------------------------
+
+PAUSING_SAVE = """
+import os, sys
+import linreg
+from linreg import {impl} as half
+
+def pause(stage):  # say where the save is, then wait for the test's go-ahead
+    sys.stderr.write(f"STAGE {{stage}}\\n")
+    sys.stderr.flush()
+    sys.stdin.readline()
+
+save_params, replace = half.save_params, os.replace
+def paused_save_params(path, w, b):
+    pause("saving")
+    save_params(path, w, b)
+    pause("written")
+def paused_replace(src, dst):
+    pause("rename " + os.path.basename(dst))
+    replace(src, dst)
+half.save_params, os.replace = paused_save_params, paused_replace
+half.main(sys.argv[1:])
+"""
+STAGES = ["saving", "written", "rename m.params.json", "rename m.params"]
+
+
+def save_stopped_at(impl, path, stage, sig):
+    """Run a save of impl to path, send sig when it reaches stage, let it go on; the process."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSING_SAVE.format(impl=impl.IMPLEMENTATION), "--quiet", "--epochs", "1",
+         "--seed", "9", "--save", str(path)],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_signals)
+    for line in proc.stderr:  # every stage until ours, each let through
+        assert line.startswith("STAGE "), line
+        if line.strip() == f"STAGE {stage}":
+            proc.send_signal(sig)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        if line.strip() == f"STAGE {stage}":
+            break
+    try:
+        for line in proc.stderr:  # the rest of the save, if it goes on
+            if line.startswith("STAGE "):
+                proc.stdin.write("\n")
+                proc.stdin.flush()
+    except ValueError:
+        pass
+    proc.wait(timeout=60)
+    return proc
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_signal_at_any_stage_of_a_save_leaves_a_whole_checkpoint(tmp_path, stage, sig):
+    path = tmp_path / "m.params"
+    train_and_save(gluon, path)  # the old checkpoint: Gluon's; the new one is scratch's
+    old = checkpoint.read(str(path))
+    proc = save_stopped_at(scratch, path, stage, sig)
+    found, w, b = checkpoint.read(str(path))
+    if sig == signal.SIGKILL:
+        # Killed before the last rename: the complete old checkpoint, even after
+        # the sidecar was renamed (it still names the old file as "previous").
+        assert proc.returncode == -signal.SIGKILL
+        assert (found, list(w), b) == (old[0], list(old[1]), old[2])
+        train_and_save(scratch, path)  # a later save removes what the killed one left
+    else:
+        # Held back until the save is over: the complete new checkpoint, then the exit.
+        assert proc.returncode == 143
+        assert found == "scratch"
+    assert temps(tmp_path) == []
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGHUP, 129)], ids=["SIGINT", "SIGHUP"])
+def test_a_stop_signal_between_the_renames_waits_for_the_second(tmp_path, sig, code):
+    path = tmp_path / "m.params"
+    train_and_save(scratch, path)
+    proc = save_stopped_at(scratch, path, "rename m.params", sig)
+    assert proc.returncode == code
+    meta = json.loads((tmp_path / "m.params.json").read_text())
+    assert checkpoint.sha256(path.read_bytes()) == meta["params_sha256"]  # the new pair, whole
+    assert temps(tmp_path) == []
+
+
+# Paths the save cannot use: refused before training -------------------------------
+
+@pytest.mark.parametrize("make, name", [
+    (lambda d: None, "/dev/full"),  # a device node, which root could replace
+    (lambda d: (d / "x.params.json").mkdir(), "x.params"),  # the sidecar's name is a folder
+    (lambda d: (d / "x.params").mkdir(), "x.params"),
+    (lambda d: None, "y" * 240),  # fits NAME_MAX, but the temporary name beside it does not
+    (lambda d: None, ""),
+], ids=["device", "sidecar is a folder", "a folder", "long name", "empty"])
+def test_unusable_save_paths_are_refused_before_training(tmp_path, make, name):
+    make(tmp_path)
+    path = name if name.startswith("/") or not name else str(tmp_path / name)
+    code, out, err = run_main(scratch, ["--save", path])
+    assert code == 2 and out == "" and "--save" in err and len(err.strip().splitlines()) == 1
+    assert os.path.exists("/dev/full") and not os.path.isfile("/dev/full")
+
+
+def test_an_empty_plot_dir_is_refused():
+    code, out, err = run_main(scratch, ["--plot-dir", ""])
+    assert code == 2 and out == "" and "--plot-dir: an empty path" in err
+
+
+# Crafted files --------------------------------------------------------------------
+
+def params_file(arrays, names=None, magic=checkpoint.ARRAY_MAGIC, dtype=checkpoint.FLOAT32):
+    """The bytes of an MXNet parameter list, written here field by field (see checkpoint)."""
+    out = struct.pack("<QQQ", checkpoint.LIST_MAGIC, 0, len(arrays))
+    for shape, data in arrays:
+        out += struct.pack("<Iii", magic, 0, len(shape)) + struct.pack(f"<{len(shape)}q", *shape)
+        out += struct.pack("<iii", 1, 0, dtype) + data
+    names = names if names is not None else ["w", "b"][:len(arrays)]
+    out += struct.pack("<Q", len(names))
+    for name in names:
+        out += struct.pack("<Q", len(name)) + name.encode()
+    return out
+
+
+GOOD = params_file([((2, 1), np.float32([2, -3.4]).tobytes()), ((1,), np.float32([4.2]).tobytes())])
+CRAFTED = {
+    "negative dimension": params_file([((-2, 1), b""), ((1,), b"\0" * 4)]),
+    "zero dimension": params_file([((0, 1), b""), ((1,), b"\0" * 4)]),
+    "huge dimension": params_file([((1 << 62, 1), b""), ((1,), b"\0" * 4)]),
+    "truncated": GOOD[:-7],
+    "trailing bytes": GOOD + b"\0",
+    "float64": params_file([((2, 1), b"\0" * 16), ((1,), b"\0" * 8)], dtype=1),
+    "NaN weight": params_file([((2, 1), np.float32([np.nan, 1]).tobytes()), ((1,), b"\0" * 4)]),
+    "infinite bias": params_file([((2, 1), b"\0" * 8), ((1,), np.float32([np.inf]).tobytes())]),
+    "three names": params_file([((2, 1), b"\0" * 8), ((1,), b"\0" * 4)], names=["w", "b", "c"]),
+}
+
+
+def test_the_writer_here_is_mxnets_format():
+    # The oracle for the crafted files: MXNet's own writer gives GOOD's bytes.
+    from mxnet import nd
+    path = "/dev/shm/linreg-format-check.params" if os.path.isdir("/dev/shm") else "format.params"
+    try:
+        nd.save(path, {"w": nd.array([[2], [-3.4]]), "b": nd.array([4.2])})
+        with open(path, "rb") as f:
+            assert f.read() == GOOD
+    finally:
+        os.remove(path)
+
+
+@pytest.mark.parametrize("name", sorted(CRAFTED))
+@pytest.mark.parametrize("with_sidecar", [False, True], ids=["alone", "with a matching sidecar"])
+def test_crafted_parameter_files_are_one_line_and_exit_2(tmp_path, name, with_sidecar):
+    path = tmp_path / "m.params"
+    path.write_bytes(CRAFTED[name])
+    if with_sidecar:  # a hash that matches proves nothing about the contents
+        sidecar = {"implementation": "scratch", "params_sha256": checkpoint.sha256(CRAFTED[name])}
+        (tmp_path / "m.params.json").write_text(json.dumps(sidecar))
+    for module, argv in ((predict, [str(path), "--x", "1,2"]), (scratch, ["--load", str(path), "--epochs", "0"])):
+        code, out, err = run_main(module, argv)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (module, err)
+
+
+def test_a_negative_dimension_does_not_crash_the_process(tmp_path):
+    # Handed to MXNet's reader, this header segfaults it: the process itself must live.
+    path = tmp_path / "m.params"
+    path.write_bytes(CRAFTED["negative dimension"])
+    for args in (["-m", "linreg.predict", str(path), "--x", "1,2"],
+                 ["-m", "linreg.scratch", "--load", str(path), "--epochs", "0"]):
+        proc = run(args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.returncode, proc.stderr)
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '"x"', "{}", '{"params_sha256": 5}', "[" * 100000, "{" * 50])
+def test_crafted_sidecars_are_refused(tmp_path, text):
+    path = tmp_path / "m.params"
+    path.write_bytes(GOOD)
+    (tmp_path / "m.params.json").write_text(text)
+    code, out, err = run_main(scratch, ["--load", str(path), "--epochs", "0"])
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--load" in err
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(cut=st.integers(0, len(GOOD)), flips=st.lists(st.tuples(st.integers(0, len(GOOD) - 1),
+                                                                st.integers(1, 255)), max_size=3))
+def test_any_damage_to_a_file_is_refused_or_harmless(tmp_path_factory, cut, flips):
+    # Truncated anywhere, bytes changed anywhere: refused with CheckpointError,
+    # or (a changed weight) read as finite numbers, the same as MXNet reads them.
+    data = bytearray(GOOD[:cut] + (GOOD[cut:] if cut == len(GOOD) else b""))
+    for position, xor in flips:
+        if position < len(data):
+            data[position] ^= xor
+    path = tmp_path_factory.mktemp("damaged") / "m.params"
+    path.write_bytes(bytes(data))
+    try:
+        _, w, b = checkpoint.read(str(path))
+    except CheckpointError:
+        return
+    assert np.isfinite(w).all() and np.isfinite(b)
+
+
+def test_predict_refuses_non_finite_examples(tmp_path):
+    path = tmp_path / "m.params"
+    path.write_bytes(GOOD)
+    for args, stdin in ((["--x", "nan,1"], None), ([], "1,2\ninf,1\n")):
+        proc = run(["-m", "linreg.predict", str(path), *args], input=stdin)
+        assert proc.returncode == 2 and "not all finite" in proc.stderr and proc.stdout == ""
+
+
+# Closed and broken streams --------------------------------------------------------
+
+def closed_pipe():
+    """The write end of a pipe whose reader has gone, as after `| head -1`."""
+    read, write = os.pipe()
+    os.close(read)
+    return write
+
+
+def with_closed(redirect, *args):
+    """A command line that runs python *args with a stream closed by the shell, as `>&-` does."""
+    return ["sh", "-c", f'exec "$0" "$@" {redirect}', sys.executable, *args]
+
+
+@pytest.mark.parametrize("stdout", ["closed", "broken pipe", "/dev/full"])
+def test_a_lost_stdout_still_saves_and_exits_1(tmp_path, stdout):
+    path = tmp_path / "m.params"
+    args = ["-m", "linreg.gluon", "--epochs", "1", "--save", str(path)]
+    if stdout == "closed":
+        proc = subprocess.run(with_closed(">&-", *args), cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                              timeout=120, preexec_fn=default_signals)
+    else:
+        target = closed_pipe() if stdout == "broken pipe" else open("/dev/full", "w")
+        proc = run(args, stdout=target, stderr=subprocess.PIPE, capture_output=False)
+    assert proc.returncode == 1, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "stdout" in proc.stderr
+    assert checkpoint.read(str(path))[0] == "gluon"
+
+
+@pytest.mark.parametrize("stream", ["stdin closed", "stdout closed", "broken pipe", "/dev/full"])
+def test_predict_with_lost_streams(tmp_path, stream):
+    path = tmp_path / "m.params"
+    path.write_bytes(GOOD)
+    args = ["-m", "linreg.predict", str(path)]
+    if stream == "stdin closed":
+        proc = subprocess.run(with_closed("<&-", *args), cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, preexec_fn=default_signals)
+        assert proc.returncode == 2 and "stdin is closed" in proc.stderr and proc.stdout == ""
+        return
+    if stream == "stdout closed":
+        proc = subprocess.run(with_closed(">&-", *args, "--x", "1,2"), cwd=ROOT, stderr=subprocess.PIPE,
+                              text=True, timeout=120, preexec_fn=default_signals)
+    else:
+        target = closed_pipe() if stream == "broken pipe" else open("/dev/full", "w")
+        proc = run([*args, "--x", "1,2"], stdout=target, stderr=subprocess.PIPE, capture_output=False)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+
+
+# Hostile sizes and values ---------------------------------------------------------
+
+PEAK = """
+import resource, sys
+from linreg import scratch
+scratch.train(scratch.SCRATCH.replace(num_examples=10, epochs=0))  # MXNet's threads and pools, warmed
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+scratch.main(sys.argv[1:])
+"""
+
+
+def peak_growth(n, k):
+    """How far a scratch run of n examples and k inputs (--epochs 0) raises its process's peak memory."""
+    code = PEAK.replace("scratch.main(sys.argv[1:])", "try:\n    scratch.main(sys.argv[1:])\nexcept SystemExit:\n"
+                        "    pass\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, file=sys.stderr)")
+    proc = run(["-c", code, "--quiet", "--epochs", "0", "--num-examples", str(n), "--true-w=" + ",".join(["1"] * k)])
+    return 1024 * int(proc.stderr.strip().splitlines()[-1])  # ru_maxrss is in KiB
+
+
+@pytest.mark.parametrize("n, k", [(200, 3000), (3000, 1500)], ids=["many inputs", "many of both"])
+def test_the_memory_estimate_bounds_the_real_peak(n, k):
+    from linreg.config import SCRATCH, memory_needed
+    real = peak_growth(n, k)
+    estimate = memory_needed(SCRATCH.replace(num_examples=n, true_w=(1.0,) * k))
+    # An upper bound, and not a wild one: measured 1.7x and 2.1x here.
+    assert real <= estimate <= 3 * real
+
+
+def test_a_run_that_would_not_fit_is_refused_before_training():
+    code, out, err = run_main(scratch, ["--num-examples", "100000", "--true-w=" + ",".join(["1"] * 20000)])
+    assert code == 2 and out == "" and "GiB of memory" in err
+
+
+@pytest.mark.parametrize("argv", [["--lr", "5e-324"], ["--init-sigma", "1e-320"], ["--true-w=1e-310,1"],
+                                  ["--ctx", "cpu(0),cpu(1)", "--batch-size", "1"]])
+def test_values_mxnet_cannot_take_are_refused(argv):
+    impl = gluon if "--ctx" in argv else scratch
+    code, out, err = run_main(impl, argv)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+
+
+def test_two_devices_train_from_a_batch_of_two():
+    one = gluon.train(gluon.GLUON.replace(batch_size=2, num_examples=20))
+    from linreg import parallel
+    two = parallel.train(gluon.GLUON.replace(batch_size=2, num_examples=20, ctx=("cpu(0)", "cpu(1)")))
+    assert_allclose(two.theta, one.theta, rtol=1e-5, atol=1e-7)
+
+
+def test_a_bad_mplbackend_does_not_stop_the_figures(tmp_path):
+    env = {**os.environ, "MPLBACKEND": "nonsense", "DISPLAY": ":0"}
+    proc = run(["-m", "linreg.scratch", "--quiet", "--epochs", "1", "--plot-dir", str(tmp_path), "--show"],
+               env=env)
+    assert proc.returncode == 0
+    assert proc.stderr == "--show: MPLBACKEND=nonsense names no matplotlib backend; not showing the figures\n"
+    assert sorted(os.listdir(tmp_path)) == ["data.png", "fit.png", "loss.png"]
+
+
+def test_ctrl_c_while_mxnet_loads_is_one_line():
+    # -X importtime reports each module as its import ends: the first of
+    # mxnet's own says the import of mxnet is under way.
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "linreg.gluon"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
+    sent = False
+    for line in proc.stderr:
+        if line.startswith("import time:") and line.split("|")[-1].strip().startswith("mxnet."):
+            proc.send_signal(signal.SIGINT)
+            sent = True
+            break
+    assert sent, "mxnet was never imported"
+    rest = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 130
+    assert [line for line in rest.splitlines() if not line.startswith("import time:")] == [
+        "interrupted while importing mxnet"]
