@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import matplotlib.image
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
 from linreg import plots, scratch
 
@@ -26,12 +26,18 @@ def test_plot_dir_writes_three_readable_pngs(impl, tmp_path):
         assert matplotlib.image.imread(folder / name).shape == (HEIGHT, WIDTH, 4)
 
 
-def test_loss_figure_draws_the_result_history(impl):
-    result = impl.train(defaults(impl, epochs=2))
+def test_loss_figure_draws_the_oracles_history(impl):
+    # Against the float64 oracle of tests/test_oracles.py, not the result's own lists.
+    from .test_oracles import LOSS_ATOL, ORACLE_RTOL, START, oracle
+    config = defaults(impl, epochs=2)
+    result = impl.train(config, start=START)
+    expected = oracle(impl, config, START)
     lines = plots.figures(result)["loss.png"].axes[0].lines
-    assert_array_equal(lines[0].get_ydata(), result.batch_losses)
-    assert_array_equal(lines[1].get_ydata(), result.moving_losses)
-    assert_array_equal(lines[2].get_ydata(), (result.initial_loss,) + result.epoch_losses)
+    assert_allclose(lines[0].get_ydata(), expected["batch_losses"], rtol=ORACLE_RTOL, atol=LOSS_ATOL)
+    assert_allclose(lines[1].get_ydata(), expected["moving_losses"], rtol=ORACLE_RTOL, atol=LOSS_ATOL)
+    assert_allclose(lines[2].get_ydata(), [expected["initial_loss"]] + expected["epoch_losses"],
+                    rtol=ORACLE_RTOL, atol=LOSS_ATOL)
+    assert_array_equal(lines[0].get_xdata(), range(1, 201))
     assert_array_equal(lines[2].get_xdata(), [0, 100, 200])  # 1000 / 10 iterations an epoch
 
 

@@ -29,11 +29,16 @@ def test_data_iter_yields_each_example_once(n, batch_size):
     assert sizes == [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
 
 
-def test_data_iter_indices_are_exact_beyond_float32():
-    # nd.array's default float32 rounds 2**24 + 1 to 2**24: the iterator must not.
-    big = 2**24 + 1
-    j = nd.array([big], dtype="int64")
-    assert int(j.asnumpy()[0]) == big
+def test_data_iter_indices_are_exact_beyond_float32(monkeypatch):
+    # float32 indices (nd.array's default) round 2**24 + 1 to 2**24. With one
+    # more example than that and the order reversed, the first example that
+    # scratch.data_iter takes must be the last, whose label is its own index.
+    n = 2**24 + 2
+    features = nd.zeros((n, 1))
+    labels = nd.arange(n, dtype="float64")  # exact: float64 holds every integer below 2**53
+    monkeypatch.setattr(random, "shuffle", lambda indices: indices.reverse())
+    X, y = next(scratch.data_iter(2, features, labels))
+    assert y.asnumpy().tolist() == [n - 1, n - 2]
 
 
 def test_squared_loss_keeps_one_column():

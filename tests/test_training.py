@@ -104,8 +104,8 @@ def test_matches_numpy_replay(impl, num_examples):
 @pytest.mark.parametrize("true_w", [(1.0, -2.0, 0.5), (2.0, -3.4, 1.0, 0.0, -1.5)])
 def test_more_features(impl, true_w):
     result = impl.train(defaults(impl, true_w=true_w))
-    assert_allclose(result.w, true_w, rtol=0, atol=TRUE_TOL)
-    assert abs(result.b - result.config.true_b) < TRUE_TOL
+    assert_allclose(result.theta, result.true_theta, rtol=0, atol=TRUE_TOL)
+    assert_allclose(result.theta, result.ols_theta, rtol=0, atol=OLS_TOL)  # b included
 
 
 def test_epoch_losses_fall(impl):
