@@ -168,7 +168,7 @@ def memory_needed(config):
     With n examples, k inputs and m = min(n, k + 1): X and y in float32
     (4 n (k + 1)), and, at the peak, while least squares runs, the float64
     design matrix [X, 1] and lstsq's copy of it (16 n (k + 1)) with its SVD
-    workspace, or for the curvature the m x m Gram matrix and eigvalsh's copy
+    workspace (8 m max(n, k + 1)), or for the curvature the m x m Gram matrix and eigvalsh's copy
     (16 m^2); counted together, with the largest of them once more for
     temporaries. Before that, the labels' sum of k terms: MXNet's engine runs
     ahead of Python, so the three arrays of every term (a column, its product,
@@ -179,7 +179,7 @@ def memory_needed(config):
     m = min(n, k + 1)
     data, design, gram = 4 * n * (k + 1), 8 * n * (k + 1), 8 * m * m
     labels = 3 * k * max(4096, 4 * n)
-    return data + labels + 2 * design + 2 * gram + max(design, gram) + 16 * m * max(n, k + 1)
+    return data + labels + 2 * design + 2 * gram + max(design, gram) + 8 * m * max(n, k + 1)
 
 
 def check_memory(config):

@@ -22,10 +22,11 @@ import threading
 import time
 
 from .cli import EXIT_USAGE, Parser, exit_code, fail, stop_on_signals
+from .recipe import LOOPBACK as HOST
+from .recipe import cluster_env
 
 EXIT_FAILED = 1  # a child exited non-zero
 EXIT_TIMEOUT = 124  # as timeout(1)
-HOST = "127.0.0.1"
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping children
 # Seconds the scheduler and servers get to exit after the last worker did
 # (--shutdown-grace): a worker that used the store tells them to shut down as
@@ -40,19 +41,6 @@ def free_port():
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
-
-
-def cluster_env(role, num_workers, num_servers, port):
-    """The DMLC_* variables MXNet's ps-lite reads, for one process of the cluster."""
-    return {
-        "DMLC_ROLE": role,
-        "DMLC_PS_ROOT_URI": HOST,
-        "DMLC_PS_ROOT_PORT": str(port),
-        "DMLC_NODE_HOST": HOST,
-        "DMLC_INTERFACE": "lo",
-        "DMLC_NUM_SERVER": str(num_servers),
-        "DMLC_NUM_WORKER": str(num_workers),
-    }
 
 
 def roles(num_workers, num_servers):

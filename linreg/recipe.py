@@ -1,0 +1,90 @@
+"""The DMLC_* environment of one process of an MXNet parameter-server cluster.
+
+    $ python -m linreg.recipe worker --scheduler 10.0.0.1 --host 10.0.0.2 --interface eth0 -n 2
+    DMLC_ROLE=worker
+    DMLC_PS_ROOT_URI=10.0.0.1
+    ...
+
+Prints, one a line, the variables that docs/cluster.md's recipe sets for a
+process of the given role on the given host, so that the recipe is generated,
+not retyped: `env $(python -m linreg.recipe ...) timeout 600 python -m
+linreg.gluon --kvstore dist_sync --fast`. Run on the host itself, it also
+checks what ps-lite gets wrong silently: that the interface exists and the
+host address belongs to this machine (--no-check to print lines for another).
+`python -m linreg.launch` uses the same variables on 127.0.0.1.
+"""
+
+import ipaddress
+import socket
+
+from .cli import EXIT_USAGE, Parser, fail
+
+ROLES = ("scheduler", "server", "worker")
+LOOPBACK = "127.0.0.1"
+PORT = 9091  # the port of MXNet's own examples
+
+
+def cluster_env(role, num_workers, num_servers, port=PORT, scheduler=LOOPBACK, host=LOOPBACK, interface="lo"):
+    """The DMLC_* variables ps-lite reads, for one process of the cluster."""
+    return {
+        "DMLC_ROLE": role,
+        "DMLC_PS_ROOT_URI": scheduler,
+        "DMLC_PS_ROOT_PORT": str(port),
+        "DMLC_NODE_HOST": host,
+        "DMLC_INTERFACE": interface,
+        "DMLC_NUM_SERVER": str(num_servers),
+        "DMLC_NUM_WORKER": str(num_workers),
+    }
+
+
+def check_here(host, interface):
+    """Raise ValueError unless interface exists here and host is an address of this machine."""
+    try:
+        socket.if_nametoindex(interface)
+    except OSError:
+        raise ValueError(f"no interface {interface!r} on this machine") from None
+    with socket.socket() as s:
+        try:
+            s.bind((host, 0))
+        except OSError:
+            raise ValueError(f"{host} is not an address of this machine") from None
+
+
+def main(argv=None):
+    """Parse, check, print the variables one a line."""
+    parser = Parser(prog="python -m linreg.recipe",
+                    description="Print the DMLC_* variables of one process of a parameter-server cluster.")
+    parser.add_argument("role", choices=ROLES, help="this process's role")
+    parser.add_argument("--scheduler", required=True, metavar="ADDRESS",
+                        help="the scheduler host's address, the same for every process")
+    parser.add_argument("--port", type=int, default=PORT, metavar="PORT",
+                        help=f"a free port on the scheduler host, the same for every process (default: {PORT})")
+    parser.add_argument("--host", required=True, metavar="ADDRESS",
+                        help="this host's address, as the other hosts reach it")
+    parser.add_argument("--interface", required=True, metavar="NAME", help="the interface of --host")
+    parser.add_argument("-n", "--num-workers", type=int, required=True, metavar="WORKERS")
+    parser.add_argument("-s", "--num-servers", type=int, default=1, metavar="SERVERS", help="(default: 1)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="print lines for another host, without checking the interface and address here")
+    args = parser.parse_args(argv)
+    for name in ("scheduler", "host"):
+        try:
+            ipaddress.IPv4Address(getattr(args, name))
+        except ValueError:
+            parser.error(f"--{name} takes an IPv4 address such as 10.0.0.1, got {getattr(args, name)!r}")
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must be in 1..65535, got {args.port}")
+    if args.num_workers < 1 or args.num_servers < 1:
+        parser.error("--num-workers and --num-servers must be at least 1")
+    if not args.no_check:
+        try:
+            check_here(args.host, args.interface)
+        except ValueError as e:
+            fail(parser, EXIT_USAGE, f"{e} (--no-check prints the lines for another host)")
+    env = cluster_env(args.role, args.num_workers, args.num_servers, args.port, args.scheduler, args.host,
+                      args.interface)
+    print("\n".join(f"{key}={value}" for key, value in env.items()))
+
+
+if __name__ == "__main__":
+    main()
