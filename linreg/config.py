@@ -87,6 +87,8 @@ MAX_MAGNITUDE = 1e15
 # operators as text and refuses one that underflows a double (5e-324).
 MIN_MAGNITUDE = 1e-30
 
+CHUNK = 1 << 18  # rows of [X, 1] linreg.data's oracles hold in float64 at once
+
 # Refuse a run whose working set would take more than this share of the
 # memory available now (see memory_needed).
 MEMORY_SHARE = 0.5
@@ -166,20 +168,20 @@ def memory_needed(config):
     """Bytes a run allocates at its peak, beyond MXNet's own baseline.
 
     With n examples, k inputs and m = min(n, k + 1): X and y in float32
-    (4 n (k + 1)), and, at the peak, while least squares runs, the float64
-    design matrix [X, 1] and lstsq's copy of it (16 n (k + 1)) with its SVD
-    workspace (8 m max(n, k + 1)), or for the curvature the m x m Gram matrix and eigvalsh's copy
-    (16 m^2); counted together, with the largest of them once more for
-    temporaries. Before that, the labels' sum of k terms: MXNet's engine runs
-    ahead of Python, so the three arrays of every term (a column, its product,
-    the sum so far) may be alive at once, each at least a 4 KiB page.
-    tests/test_reliability.py measures this against a real peak.
+    (4 n (k + 1)); the labels' sum of k terms, whose three arrays a term (a
+    column, its product, the sum so far) MXNet's engine, running ahead of
+    Python, may hold all at once, each at least a 4 KiB page; and the float64
+    oracles (linreg.data): [X, 1] for `rows` rows at a time, all n where there
+    are fewer examples than unknowns, else CHUNK, twice (it and its float64
+    source), with the m x m Gram matrix, lstsq's copy and workspace of the
+    larger of the two. tests/test_adversary.py measures this against real peaks.
     """
     n, k = config.num_examples, config.num_inputs
     m = min(n, k + 1)
-    data, design, gram = 4 * n * (k + 1), 8 * n * (k + 1), 8 * m * m
+    rows = n if n < k + 1 else min(n, CHUNK)
+    data, design, gram = 4 * n * (k + 1), 8 * rows * (k + 1), 8 * m * m
     labels = 3 * k * max(4096, 4 * n)
-    return data + labels + 2 * design + 2 * gram + max(design, gram) + 8 * m * max(n, k + 1)
+    return data + labels + 2 * design + 3 * gram + 2 * max(design, gram)
 
 
 def check_memory(config):

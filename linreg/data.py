@@ -6,6 +6,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
+from .config import CHUNK  # rows of [X, 1] the oracles hold in float64 at once
+
 
 def set_seed(seed):
     """Seed every generator a run draws from.
@@ -43,16 +45,35 @@ def design_matrix(X):
     return np.hstack([_float64(X), np.ones((X.shape[0], 1))])
 
 
+def normal_matrix(X, y=None):
+    """A^T A and A^T y for A = [X, 1], in float64, summed over CHUNK rows at a time.
+
+    So the oracles never hold a float64 copy of all the data: 10M examples
+    cost a few MB here, not the 240 MB of [X, 1] itself.
+    """
+    k = X.shape[1] + 1
+    AtA, Aty = np.zeros((k, k)), np.zeros(k)
+    for i in range(0, X.shape[0], CHUNK):
+        A = design_matrix(X[i:i + CHUNK])
+        AtA += A.T @ A
+        if y is not None:
+            Aty += A.T @ _float64(y[i:i + CHUNK]).reshape(-1)
+    return AtA, Aty
+
+
 def curvature(X):
     """Largest eigenvalue of [X, 1]^T [X, 1] / n, the Hessian of mean 1/2 (Xw + b - y)^2.
 
     A^T A and A A^T have the same nonzero eigenvalues: the smaller of the two
     is formed, so many inputs cost (n x n), not (k x k).
     """
-    A = design_matrix(X)
-    gram = A.T @ A if A.shape[0] >= A.shape[1] else A @ A.T
-    gram /= A.shape[0]
-    return float(np.linalg.eigvalsh(gram)[-1])
+    n, k = X.shape[0], X.shape[1] + 1
+    if n >= k:
+        gram = normal_matrix(X)[0]
+    else:
+        A = design_matrix(X)
+        gram = A @ A.T
+    return float(np.linalg.eigvalsh(gram / n)[-1])
 
 
 def make_data(config):
@@ -65,9 +86,15 @@ def make_data(config):
 
 
 def ols(X, y):
-    """Closed-form least squares: argmin over (w, b) of ||X w + b - y||^2.
+    """Closed-form least squares: argmin over (w, b) of ||X w + b - y||^2, in float64.
 
-    Solved by numpy.linalg.lstsq in float64 on [X, 1]; returns (w, b) as numpy.
+    With at least as many examples as unknowns, numpy.linalg.lstsq on the
+    normal equations A^T A theta = A^T y, A = [X, 1] (accumulated a chunk at a
+    time); with fewer, lstsq on A itself. Returns (w, b) as numpy.
     """
-    theta = np.linalg.lstsq(design_matrix(X), _float64(y).reshape(-1), rcond=None)[0]
+    n, k = X.shape[0], X.shape[1] + 1
+    if n >= k:
+        theta = np.linalg.lstsq(*normal_matrix(X, y), rcond=None)[0]
+    else:
+        theta = np.linalg.lstsq(design_matrix(X), _float64(y).reshape(-1), rcond=None)[0]
     return theta[:-1], float(theta[-1])

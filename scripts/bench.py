@@ -20,12 +20,15 @@ import sys
 import time
 
 ROWS = ("scratch", "gluon", "gluon --fast", "hand loop", "numpy SGD", "lstsq")
+TORCH_ROWS = ("torch DataLoader (d2l)", "torch lean")  # shown when torch is importable
 JOBS = {  # name: (examples, batch size, epochs)
     "default": (1_000, 10, 3),
     "100k": (100_000, 10, 1),
     "1M": (1_000_000, 1_000, 3),
-    "100k/1000": (100_000, 1_000, 3),  # --quick's stand-in for 1M
+    "100k/1000": (100_000, 1_000, 3),  # --quick's stand-in for 1M, and the start of the scale series
+    "10M": (10_000_000, 1_000, 1),
 }
+BASELINE_MB = 135  # peak resident memory of a bare `import mxnet` here
 QUICK_JOBS = ("default", "100k/1000")
 GLUON_LR = 0.03  # the tutorial's Gluon rate, for every row that steps along the mean gradient
 
@@ -101,8 +104,51 @@ def run_reference(row, job, repeats):
     return seconds, params, tuple(oracle[0]) + (oracle[1],)
 
 
+def run_torch(row, job, repeats):
+    """PyTorch on the same data, from the same start, at the same step.
+
+    "torch DataLoader (d2l)" is the d2l PyTorch edition's concise loop:
+    TensorDataset + DataLoader(shuffle=True), nn.Linear, MSELoss, optim.SGD.
+    "torch lean" is the leanest plain PyTorch: randperm once an epoch, then
+    slices. MSELoss has no 1/2, so lr = GLUON_LR / 2 makes Gluon's step.
+    """
+    import torch
+    from linreg.config import GLUON  # first: linreg.compat lets mxnet import on any numpy
+    from linreg.data import make_data, ols
+    n, batch_size, epochs = JOBS[job]
+    features, labels = make_data(GLUON.replace(num_examples=n))
+    oracle = ols(features, labels)
+    X, y = torch.from_numpy(features.asnumpy()), torch.from_numpy(labels.asnumpy()).reshape(-1, 1)
+    torch.manual_seed(0)
+    seconds = []
+    for _ in range(repeats):
+        net = torch.nn.Linear(X.shape[1], 1)
+        torch.nn.init.normal_(net.weight, std=GLUON.init_sigma)
+        torch.nn.init.zeros_(net.bias)
+        loss = torch.nn.MSELoss()
+        trainer = torch.optim.SGD(net.parameters(), lr=GLUON_LR / 2)
+        start = time.perf_counter()
+        for _ in range(epochs):
+            if row == "torch lean":
+                order = torch.randperm(n)
+                Xp, yp = X[order], y[order]
+                batches = ((Xp[i:i + batch_size], yp[i:i + batch_size]) for i in range(0, n, batch_size))
+            else:
+                batches = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size,
+                                                      shuffle=True)
+            for Xb, yb in batches:
+                l = loss(net(Xb), yb)
+                trainer.zero_grad()
+                l.backward()
+                trainer.step()
+        seconds.append(time.perf_counter() - start)
+    params = tuple(net.weight.detach().numpy().reshape(-1)) + (float(net.bias.detach()[0]),)
+    return seconds, params, tuple(oracle[0]) + (oracle[1],)
+
+
 def worker(row, job, repeats):
-    run = run_linreg if row in ("scratch", "gluon", "gluon --fast") else run_reference
+    run = (run_linreg if row in ("scratch", "gluon", "gluon --fast")
+           else run_torch if row in TORCH_ROWS else run_reference)
     seconds, params, ols = run(row, job, repeats)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     error = max(abs(float(p) - float(o)) for p, o in zip(params, ols))
@@ -130,6 +176,11 @@ def machine():
             f"mxnet {mxnet.__version__}, numpy {numpy.__version__}")
 
 
+def has_torch():
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
 def table(job, repeats, runs):
     n, batch_size, epochs = JOBS[job]
     batches = epochs * -(-n // batch_size)
@@ -139,7 +190,7 @@ def table(job, repeats, runs):
              "",
              "| row | median s | µs / batch | examples / s | peak MB | max abs error vs OLS | time / fast |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for row in ROWS:
+    for row in runs:
         seconds = statistics.median(runs[row]["seconds"])
         per_batch = "—" if row == "lstsq" else f"{1e6 * seconds / batches:,.0f}"
         examples = n if row == "lstsq" else epochs * n  # lstsq reads the data once
@@ -153,15 +204,34 @@ def targets(all_runs):
     def median(job, row):
         return statistics.median(all_runs[job][row]["seconds"])
     big = "1M" if "1M" in all_runs else "100k/1000"
-    checks = [
+    checks = []
+    if "torch lean" in all_runs[big]:
+        checks += [
+            ("default: fast / torch DataLoader (d2l) ≤ 1.0",
+             median("default", "gluon --fast") / median("default", "torch DataLoader (d2l)"), 1.0, "≤"),
+            (f"{big}: fast / torch lean ≤ 1.0", median(big, "gluon --fast") / median(big, "torch lean"), 1.0, "≤"),
+            (f"{big}: torch DataLoader (d2l) / fast ≥ 10",
+             median(big, "torch DataLoader (d2l)") / median(big, "gluon --fast"), 10, "≥"),
+        ]
+    checks += [
         (f"{big}: fast / hand loop ≤ 1.5", median(big, "gluon --fast") / median(big, "hand loop"), 1.5, "≤"),
         (f"{big}: faithful Gluon / fast ≥ 10", median(big, "gluon") / median(big, "gluon --fast"), 10, "≥"),
         ("default: fast / faithful Gluon ≤ 0.5", median("default", "gluon --fast") / median("default", "gluon"), 0.5, "≤"),
         (f"{big}: fast peak memory ≤ 400 MB", all_runs[big]["gluon --fast"]["peak_mb"], 400, "≤"),
     ]
+    if "10M" in all_runs:  # 2x the data (float32 X and y) over MXNet's baseline, a bare import
+        data_mb = 4 * JOBS["10M"][0] * 3 / 2**20
+        checks.append((f"10M: fast peak memory ≤ baseline + 2 × data ({BASELINE_MB:.0f} + 2 × {data_mb:.0f} MB)",
+                       all_runs["10M"]["gluon --fast"]["peak_mb"], BASELINE_MB + 2 * data_mb, "≤"))
+        per_example = [median(job, "gluon --fast") / (JOBS[job][0] * JOBS[job][2])
+                       for job in ("100k/1000", "1M", "10M") if job in all_runs]
+        checks.append(("fast: time per example, 10M / 100k (linear: 1)", per_example[-1] / per_example[0],
+                       1.5, "≤"))
     for job, runs in all_runs.items():
+        if "gluon" not in runs:
+            continue
         faithful = runs["gluon"]["error"]
-        worst = max(r["error"] for r in runs.values())
+        worst = max(runs[row]["error"] for row in ROWS if row in runs)
         checks.append((f"{job}: worst error vs OLS ≤ 2 × faithful Gluon's ({faithful:.1e})",
                        worst / faithful, 2, "≤"))
     lines = ["| target | measured | met |", "| --- | ---: | --- |"]
@@ -176,17 +246,30 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help=f"only the jobs {', '.join(QUICK_JOBS)} (about 30 s)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per row, median reported (default: 3)")
+    parser.add_argument("--jobs", help=f"comma-separated jobs, of {', '.join(JOBS)} (default: all but --quick's)")
+    parser.add_argument("--rows", help="comma-separated rows (default: all; the torch rows where torch imports)")
     parser.add_argument("--worker", nargs=2, metavar=("ROW", "JOB"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if args.worker:
         return worker(*args.worker, args.repeats)
-    jobs = QUICK_JOBS if args.quick else ("default", "100k", "1M")
+    jobs = QUICK_JOBS if args.quick else ("default", "100k", "100k/1000", "1M", "10M")
+    rows = ROWS + (TORCH_ROWS if has_torch() else ())
+    if args.jobs:
+        jobs = tuple(args.jobs.split(","))
+    if args.rows:
+        rows = tuple(args.rows.split(","))
+    for name, chosen, known in (("--jobs", jobs, JOBS), ("--rows", rows, ROWS + TORCH_ROWS)):
+        unknown = [c for c in chosen if c not in known]
+        if unknown:
+            parser.error(f"{name}: no such {name[2:-1]}: {', '.join(unknown)}")
     print(f"Machine: {machine()}\n")
     all_runs = {}
     for job in jobs:
-        all_runs[job] = {row: measure(row, job, args.repeats) for row in ROWS}
+        # The 10M job runs the fast path alone: the others take minutes there.
+        job_rows = tuple(r for r in rows if r in ("gluon --fast", "lstsq")) if job == "10M" else rows
+        all_runs[job] = {row: measure(row, job, args.repeats) for row in job_rows}
         print(table(job, args.repeats, all_runs[job]) + "\n", flush=True)
     print(targets(all_runs))
 

@@ -78,9 +78,9 @@ plots.draw_fit(plots.new_figure(), result_gluon, features_np, labels_np)"""),
 The closed-form solution on the same sample, `numpy.linalg.lstsq` on [X, 1] in
 float64. Both halves land within about 1e-3 of it."""),
     ("code", """w_ols, b_ols = ols(features, labels)
-print("least squares:", w_ols, b_ols)
-print("scratch:      ", result.w, result.b)
-print("gluon:        ", result_gluon.w, result_gluon.b)"""),
+for name, w, b in (("least squares", w_ols, b_ols), ("scratch", result.w, result.b),
+                   ("gluon", result_gluon.w, result_gluon.b)):
+    print(f"{name:14} w = [{w[0]:.6f}, {w[1]:.6f}], b = {b:.6f}")"""),
 ]
 
 
