@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from linreg import gluon, scratch
+from linreg import scratch
 from linreg.data import set_seed, synthetic_data
 
 from .conftest import defaults
