@@ -21,7 +21,8 @@ import sys
 import threading
 import time
 
-from .cli import EXIT_USAGE, Parser, exit_code, fail, stop_on_signals
+from .cli import EXIT_USAGE, Parser, fail
+from .files import STOP_SIGNALS
 from .recipe import LOOPBACK as HOST
 from .recipe import cluster_env
 
@@ -58,6 +59,7 @@ class Cluster:
         self.out, self.lock = out, threading.Lock()
         self.children, self.readers = [], []
         self.output_closed = False  # set by a reader when writing to `out` failed
+        self.stops = []  # stop signals received, noted by the handler and acted on by wait()
 
     def start(self):
         """Start every child; on a failure partway, stop those started and raise OSError.
@@ -71,6 +73,8 @@ class Cluster:
         preexec = die_with_parent()
         try:
             for label, role in roles(self.num_workers, self.num_servers):
+                if self.stops:  # a stop signal while starting: start no more
+                    break
                 env = {**os.environ, **cluster_env(role, self.num_workers, self.num_servers, port)}
                 child = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -102,6 +106,9 @@ class Cluster:
         deadline = time.monotonic() + timeout
         workers_done = None  # when every worker had exited 0
         while True:
+            if self.stops:
+                name = signal.Signals(self.stops[0]).name
+                return 128 + self.stops[0], f"interrupted ({name}); stopped every child"
             codes = [(label, role, child.poll()) for label, role, child in self.children]
             failed = [(label, code) for label, _, code in codes if code not in (None, 0)]
             if failed:
@@ -185,18 +192,18 @@ def main(argv=None):
     for name in ("timeout", "shutdown_grace"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name):g}")
-    stop_on_signals()
     cluster = Cluster(args.command, args.num_workers, args.num_servers)
+    # SIGINT, SIGTERM and SIGHUP are only noted here, never raised: an
+    # exception at an arbitrary instant could leave a Popen's lock held and
+    # the stop that follows waiting on it. wait() sees the note within 50 ms.
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, lambda signum, frame: cluster.stops.append(signum))
     try:
-        try:
-            cluster.start()
-        except OSError as e:
-            fail(parser, EXIT_USAGE, f"cannot start {args.command[0]}: {e.strerror}")
-        failure = cluster.wait(args.timeout, args.shutdown_grace)
-    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP
-        cluster.stop()
-        fail(parser, exit_code(e), f"interrupted ({signal.Signals(exit_code(e) - 128).name}); "
-                                   "stopped every child")
+        cluster.start()
+    except OSError as e:
+        fail(parser, EXIT_USAGE, f"cannot start {args.command[0]}: {e.strerror}")
+    failure = cluster.wait(args.timeout, args.shutdown_grace)
     cluster.stop()
     if failure:
         code, reason = failure
