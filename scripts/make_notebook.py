@@ -25,11 +25,10 @@ The tutorial <https://www.cnblogs.com/houkai/p/9519802.html>, cell by cell, on
 the functions of the `linreg` package (MXNet 1.9.1, Python 3). Every number is
 seeded: run it again and you get these outputs. Figures are drawn inline."""),
     ("code", """%matplotlib inline
-from mxnet import autograd, nd
-
-from linreg import gluon, plots, scratch
+from linreg import gluon, plots, scratch  # first: it lets mxnet 1.9.1 import on today's numpy
 from linreg.config import GLUON, SCRATCH
-from linreg.data import make_data, ols"""),
+from linreg.data import make_data, ols
+from mxnet import autograd, nd"""),
     ("md", """## The data
 
 1000 examples, y = 2·x₀ − 3.4·x₁ + 4.2 + noise with noise ~ N(0, 0.01²):
