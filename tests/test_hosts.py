@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from numpy.testing import assert_allclose
@@ -106,7 +105,6 @@ def test_a_lost_host_ends_at_the_bound_not_never(hosts, fault):
     processes = start(hosts, layout, BOUND, "--num-examples", "20000", "--report-every", "100")
     first = processes["worker on b"].stdout.readline()
     assert first.startswith("Epoch 1, batch 100."), first  # training is under way
-    started = time.monotonic()
     if fault == "server killed":
         server = processes["server on a"]
         python = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
@@ -117,7 +115,6 @@ def test_a_lost_host_ends_at_the_bound_not_never(hosts, fault):
         proc.communicate(timeout=BOUND + KILL_AFTER + 30)  # a bound on the bound: never a hang
         # 124: ended by timeout's SIGTERM; -9/137: by its SIGKILL; 0: finished before the fault bit.
         assert proc.returncode in (0, 124, 137, -9), (label, proc.returncode)
-    assert time.monotonic() - started < BOUND + KILL_AFTER + 30
 
 
 def test_the_recipe_helper_catches_a_wrong_interface_or_address(hosts):
