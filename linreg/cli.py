@@ -11,12 +11,12 @@ from . import checkpoint, plots
 from .checkpoint import CheckpointError
 from .files import CannotWrite, check_folder, check_writable
 from .config import ConfigError, show_value, check_memory, flag
-from .progress import Diverged
+from .progress import Diverged, stop_signal
 
 EXIT_WRITE = 1  # an output file could not be written after training
 EXIT_USAGE = 2  # a bad flag, value or input file, as argparse
 EXIT_DIVERGED = 3  # the learning rate diverges; nothing was written
-EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT (SIGTERM 143, SIGHUP 129)
+# A stop signal exits 128 + its number, as a shell reports it: SIGINT 130, SIGTERM 143, SIGHUP 129.
 
 
 class Parser(argparse.ArgumentParser):
@@ -165,9 +165,10 @@ class Output:
             sys.stdout = open(os.devnull, "w")
 
 
-def exit_code(interrupt):
-    """128 + the signal's number, as a shell reports a process a signal ended."""
-    return 128 + getattr(interrupt, "signum", signal.SIGINT)
+def fail_interrupted(parser, interrupt):
+    """Exit 128 + the stop signal's number, as a shell reports it, after one line."""
+    sig = stop_signal(interrupt)
+    fail(parser, 128 + sig.value, f"interrupted ({sig.name})")
 
 
 def main(argv, implementation, defaults, train, save_params):
@@ -204,7 +205,7 @@ def main(argv, implementation, defaults, train, save_params):
         fail(parser, EXIT_WRITE, f"cannot write: {e.strerror or e}" if e.filename is None
              else f"cannot write {e.filename}: {e.strerror}")
     except KeyboardInterrupt as e:  # before training began, or while saving: nothing was saved
-        fail(parser, exit_code(e), f"interrupted ({signal.Signals(exit_code(e) - 128).name})")
+        fail_interrupted(parser, e)
     finally:
         out.close()
         if sys.stdout is out:

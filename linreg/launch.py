@@ -8,8 +8,8 @@ mxnet` turns the scheduler and servers into their roles, the workers train.
 Every line a child prints is prefixed with its role. If a child fails, or the
 output is closed, the rest are stopped; SIGINT, SIGTERM and SIGHUP stop them
 too, and the kernel kills them if the launcher itself is killed; everything
-is bounded by --timeout; only its own children are ever signalled. (MXNet's tools/launch.py crashes on Python >= 3.9 and
-binds a non-loopback address.)
+is bounded by --timeout; only its own children are ever signalled. (MXNet's
+tools/launch.py crashes on Python >= 3.9 and binds a non-loopback address.)
 """
 
 import ctypes

@@ -6,14 +6,13 @@
 
 import csv
 import math
-import signal
 import sys
 
 from mxnet import nd
 
 from . import checkpoint
 from .checkpoint import CheckpointError
-from .cli import EXIT_WRITE, Output, Parser, exit_code, fail, parse_floats, stop_on_signals
+from .cli import EXIT_WRITE, Output, Parser, fail, fail_interrupted, parse_floats, stop_on_signals
 from .scratch import net
 
 
@@ -79,7 +78,7 @@ def main(argv=None):
             out.write("\n".join(f"{v:.6f}" for v in predict(w, b, rows)) + "\n")
         out.close()
     except KeyboardInterrupt as e:
-        fail(parser, exit_code(e), f"interrupted ({signal.Signals(exit_code(e) - 128).name})")
+        fail_interrupted(parser, e)
     if out.error:
         fail(parser, EXIT_WRITE, out.error)
 

@@ -20,6 +20,11 @@ GROWTH_LIMIT = 10.0
 LOSS_FLOOR = 1e-6
 
 
+def stop_signal(interrupt):
+    """The signal behind a KeyboardInterrupt: a Stopped's own (linreg.cli), else SIGINT."""
+    return signal.Signals(getattr(interrupt, "signum", signal.SIGINT))
+
+
 class Diverged(ArithmeticError):
     """Training diverged, or would; lr_hint is a learning rate to try instead."""
 
@@ -125,7 +130,7 @@ class Progress:
         try:
             yield
         except KeyboardInterrupt as e:
-            self.interrupted = signal.Signals(getattr(e, "signum", signal.SIGINT)).name
+            self.interrupted = stop_signal(e).name
         self._read(self._epoch)
         self.train_seconds = time.perf_counter() - started
 
