@@ -4,7 +4,6 @@ import contextlib
 import os
 import secrets
 import signal
-import tempfile
 
 # The signals a job is stopped with; held back while files are committed, so
 # that a stop lands before or after, never between two renames.
@@ -64,17 +63,17 @@ def check_writable(path, *others):
         if os.path.lexists(p) and not os.path.isfile(p):
             kind = "a directory" if os.path.isdir(p) else "not a regular file"
             raise CannotWrite(f"{p} is {kind}")
-        check_folder(os.path.dirname(os.path.abspath(p)), create=False)
-        _try_create(temp_name(p))
+        check_folder(os.path.dirname(os.path.abspath(p)), create=False, probe=temp_name(p))
 
 
-def check_folder(folder, create=True):
+def check_folder(folder, create=True, probe=None):
     """Raise CannotWrite unless files can be created in folder.
 
     With create, a missing folder is fine if its nearest existing ancestor is
     writable: nothing is created here, so a run that fails later leaves no trace.
-    The check creates and removes a file: permission bits say nothing for root
-    or on a read-only mount.
+    The check creates and removes a file, `probe` if given (a name the caller
+    will use), else a temporary name: permission bits say nothing for root or
+    on a read-only mount.
     """
     if not folder:
         raise CannotWrite("an empty path")
@@ -86,20 +85,13 @@ def check_folder(folder, create=True):
         raise CannotWrite(f"{existing} does not exist")
     if not os.path.isdir(existing):
         raise CannotWrite(f"{existing} is not a directory")
+    probe = probe or temp_name(os.path.join(existing, "linreg"))
     try:
-        with tempfile.NamedTemporaryFile(dir=existing):
-            pass
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as e:
-        raise CannotWrite(f"{existing} is not writable: {e.strerror}") from None
-
-
-def _try_create(name):
-    try:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as e:
-        raise CannotWrite(f"cannot create {name}: {e.strerror}") from None
+        raise CannotWrite(f"cannot create {probe}: {e.strerror}") from None
     os.close(fd)
-    os.remove(name)
+    os.remove(probe)
 
 
 @contextlib.contextmanager
