@@ -65,8 +65,8 @@ class Config:
 class GluonConfig(Config):
     """The Gluon half's settings: Config's, and how the loop runs."""
 
-    fast: bool = _f(False, "hybridized net and loss, one nd.take per batch instead of "
-                           "DataLoader's per-example gather")
+    fast: bool = _f(False, "net and loss bound once as one MXNet graph, each batch gathered "
+                           "by nd.take, instead of autograd and DataLoader's per-example gather")
     ctx: tuple = _f(("cpu(0)",), "devices, comma-separated, each batch split over them: "
                                  "cpu(0),cpu(1) or gpu(0)")
     kvstore: str = _f("device", "how gradients are summed: device or local in one process; "
@@ -87,7 +87,7 @@ MAX_MAGNITUDE = 1e15
 # operators as text and refuses one that underflows a double (5e-324).
 MIN_MAGNITUDE = 1e-30
 
-CHUNK = 1 << 18  # rows of [X, 1] linreg.data's oracles hold in float64 at once
+CHUNK = 1 << 18  # rows at a time: of the labels, the oracles' float64 copies, --fast's order
 
 # Refuse a run whose working set would take more than this share of the
 # memory available now (see memory_needed).
@@ -168,9 +168,12 @@ def memory_needed(config):
     """Bytes a run allocates at its peak, beyond MXNet's own baseline.
 
     With n examples, k inputs and m = min(n, k + 1): X and y in float32
-    (4 n (k + 1)); the labels' sum of k terms, whose three arrays a term (a
-    column, its product, the sum so far) MXNet's engine, running ahead of
-    Python, may hold all at once, each at least a 4 KiB page; and the float64
+    (4 n (k + 1)); 3 k working arrays of n floats, each at least a 4 KiB
+    page: the labels' sum of k terms, three arrays a term (a column, its
+    product, the sum so far) that MXNet's engine, running ahead of Python,
+    may hold at once (made CHUNK rows at a time, so this bounds them), and
+    the rest (the labels' noise, the loss on all the data, an epoch's order
+    of the examples, an iterator's); and the float64
     oracles (linreg.data): [X, 1] for `rows` rows at a time, all n where there
     are fewer examples than unknowns, else CHUNK, twice (it and its float64
     source), with the m x m Gram matrix, lstsq's copy and workspace of the
@@ -180,8 +183,8 @@ def memory_needed(config):
     m = min(n, k + 1)
     rows = n if n < k + 1 else min(n, CHUNK)
     data, design, gram = 4 * n * (k + 1), 8 * rows * (k + 1), 8 * m * m
-    labels = 3 * k * max(4096, 4 * n)
-    return data + labels + 2 * design + 3 * gram + 2 * max(design, gram)
+    working = 3 * k * max(4096, 4 * n)
+    return data + working + 2 * design + 3 * gram + 2 * max(design, gram)
 
 
 def check_memory(config):

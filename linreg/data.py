@@ -6,7 +6,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 
-from .config import CHUNK  # rows of [X, 1] the oracles hold in float64 at once
+from .config import CHUNK  # rows the labels and the oracles are made of at a time
 
 
 def set_seed(seed):
@@ -23,17 +23,27 @@ def set_seed(seed):
 def synthetic_data(true_w, true_b, num_examples, noise):
     """X ~ N(0, 1) of shape (n, k); y = X w + b + noise * N(0, 1) of shape (n,).
 
-    X w + b is summed as the tutorial writes it, left to right,
-    true_w[0] * X[:, 0] + true_w[1] * X[:, 1] + ... + true_b, so that its
-    labels are these to the bit (nd.dot would sum in another order).
+    X w + b is made CHUNK rows at a time, so its temporaries are a few MB
+    whatever n (linear is elementwise: the same bits as all rows at once).
     """
     X = nd.random_normal(shape=(num_examples, len(true_w)))
-    y = true_w[0] * X[:, 0]
-    for i in range(1, len(true_w)):
-        y = y + true_w[i] * X[:, i]
-    y = y + true_b
-    y += noise * nd.random_normal(shape=y.shape)
+    y = nd.empty((num_examples,))
+    for i in range(0, num_examples, CHUNK):
+        linear(X[i:i + CHUNK], true_w, true_b).copyto(y[i:i + CHUNK])
+    e = nd.random_normal(shape=y.shape)
+    e *= noise  # in place: noise * e would be one more array of n
+    y += e
     return X, y
+
+
+def linear(X, w, b):
+    """X w + b, summed as the tutorial writes it, left to right:
+    w[0] * X[:, 0] + w[1] * X[:, 1] + ... + b, so that its labels are these
+    to the bit (nd.dot would sum in another order)."""
+    y = w[0] * X[:, 0]
+    for i in range(1, len(w)):
+        y = y + w[i] * X[:, i]
+    return y + b
 
 
 def _float64(a):

@@ -82,6 +82,11 @@ def step_size(config):
 
 # Training -----------------------------------------------------------------
 
+def full_loss(net, loss, X, y):
+    """The per-example losses on all the data, loss(net(X), y)."""
+    return loss(net(X), y)
+
+
 def sgd_step(net, loss, trainer, X, y):
     """One minibatch step: record l = loss(net(X), y), backward, trainer.step; return l."""
     with autograd.record():
@@ -99,6 +104,7 @@ class Parts:
     loss: gluon.loss.Loss
     batches: object = data_iter  # (batch_size, features, labels) -> (X, y) minibatches
     step: object = sgd_step  # (net, loss, trainer, X, y) -> per-example losses
+    evaluate: object = full_loss  # (net, loss, X, y) -> per-example losses
     kvstore: object = "device"  # the Trainer's; one device: MXNet makes no store
     ctx: mx.Context = mx.cpu()  # where the whole data set is evaluated
     rank: int = 0  # this worker's kv.rank in a parameter-server cluster
@@ -118,13 +124,13 @@ def train(config=GLUON, verbose=False, start=None, parts=None):
     trainer = trainer_for(p.net, config.lr, p.kvstore)
     progress = Progress(config, step_size(config), curvature(features), verbose)
     all_X, all_y = features.as_in_context(p.ctx), labels.as_in_context(p.ctx)
-    progress.start(p.loss(p.net(all_X), all_y))
+    progress.start(p.evaluate(p.net, p.loss, all_X, all_y))
     with progress.training():
         for epoch in range(1, config.epochs + 1):
             for X, y in p.batches(config.batch_size, features, labels):
                 l = p.step(p.net, p.loss, trainer, X, y)
                 progress.batch(epoch, l)
-            progress.epoch(epoch, p.loss(p.net(all_X), all_y))
+            progress.epoch(epoch, p.evaluate(p.net, p.loss, all_X, all_y))
     dense = p.net[0]
     return Result.of(IMPLEMENTATION, config, dense.weight.data(p.ctx), dense.bias.data(p.ctx),
                      features, labels, progress, rank=p.rank, num_workers=p.num_workers)

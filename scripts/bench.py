@@ -3,13 +3,17 @@
     $ .venv/bin/python scripts/bench.py           # three jobs, about 8 minutes
     $ .venv/bin/python scripts/bench.py --quick   # two small jobs, about 30 seconds
 
-Each (job, row) runs in a fresh process, which trains `--repeats` times on the
-same data; the table reports the median training time (the loop only: no
-import, data or oracle), and that process's peak resident memory. Times are
+A job runs in `--rounds` rounds; in each round every row trains once, in a
+fresh process, after one untimed run of the default job (its libraries
+loaded, their pools and threads started). Rounds interleave the rows, so a
+slow spell of the machine falls on all of them alike. The table reports the
+median training time over the rounds (the loop only: no import, data or
+oracle) and the largest peak resident memory of a row's processes. Times are
 compared as ratios within one run: absolute seconds depend on the machine.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -44,7 +48,7 @@ def scratch_lr(batch_size):
 
 # The worker: one row of one job, in its own process ---------------------------
 
-def run_linreg(row, job, repeats):
+def run_linreg(row, job):
     from linreg import parallel, scratch
     from linreg.config import GLUON, SCRATCH
     n, batch_size, epochs = JOBS[job]
@@ -53,8 +57,8 @@ def run_linreg(row, job, repeats):
         train, config = scratch.train, SCRATCH.replace(lr=scratch_lr(batch_size), **sizes)
     else:
         train, config = parallel.train, GLUON.replace(fast=row == "gluon --fast", **sizes)
-    results = [train(config) for _ in range(repeats)]
-    return [r.train_seconds for r in results], results[-1].theta, results[-1].ols_theta
+    result = train(config)
+    return result.train_seconds, result.theta, result.ols_theta
 
 
 def job_data(job):
@@ -67,93 +71,95 @@ def job_data(job):
     return n, batch_size, epochs, features, labels, tuple(w) + (b,)
 
 
-def run_reference(row, job, repeats):
+def run_reference(row, job):
     import numpy as np
     n, batch_size, epochs, features, labels, oracle = job_data(job)
     from linreg.data import ols
-    from mxnet import autograd, gluon, init, nd
+    from mxnet import autograd, gluon, init
     from mxnet.gluon import nn
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        if row == "hand loop":  # sliced batches, no shuffle, hybridized net and loss
-            net = nn.HybridSequential()
-            net.add(nn.Dense(1))
-            net.initialize(init.Normal(sigma=0.01))
-            net.hybridize(static_alloc=True, static_shape=True)
-            loss = gluon.loss.L2Loss()
-            loss.hybridize(static_alloc=True, static_shape=True)
-            trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": GLUON_LR})
-            for _ in range(epochs):
-                for i in range(0, n, batch_size):
-                    X, y = features[i:i + batch_size], labels[i:i + batch_size]
-                    with autograd.record():
-                        l = loss(net(X), y)
-                    l.backward()
-                    trainer.step(X.shape[0])
-            nd.waitall()
-            params = tuple(net[0].weight.data().asnumpy().reshape(-1)) + (net[0].bias.data().asscalar(),)
-        elif row == "numpy SGD":  # w <- w - lr * mean gradient of 1/2 (y_hat - y)^2
-            X_all, y_all = features.asnumpy(), labels.asnumpy()
-            w, b = np.random.normal(0, 0.01, X_all.shape[1]).astype(np.float32), np.float32(0)
-            for _ in range(epochs):
-                order = np.random.permutation(n)
-                for i in range(0, n, batch_size):
-                    j = order[i:i + batch_size]
-                    X, r = X_all[j], X_all[j] @ w + b - y_all[j]
-                    w -= GLUON_LR * (X.T @ r) / len(j)
-                    b -= GLUON_LR * r.mean()
-            params = tuple(w) + (b,)
-        else:  # lstsq
-            w, b = ols(features, labels)
-            params = tuple(w) + (b,)
-        seconds.append(time.perf_counter() - start)
-    return seconds, params, oracle
+    start = time.perf_counter()
+    if row == "hand loop":  # sliced batches, no shuffle, hybridized net and loss
+        net = nn.HybridSequential()
+        net.add(nn.Dense(1))
+        net.initialize(init.Normal(sigma=0.01))
+        net.hybridize(static_alloc=True, static_shape=True)
+        loss = gluon.loss.L2Loss()
+        loss.hybridize(static_alloc=True, static_shape=True)
+        trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": GLUON_LR})
+        for _ in range(epochs):
+            for i in range(0, n, batch_size):
+                X, y = features[i:i + batch_size], labels[i:i + batch_size]
+                with autograd.record():
+                    l = loss(net(X), y)
+                l.backward()
+                trainer.step(X.shape[0])
+            loss(net(features), labels).mean().asscalar()  # the epoch's line, as every row
+        params = tuple(net[0].weight.data().asnumpy().reshape(-1)) + (net[0].bias.data().asscalar(),)
+    elif row == "numpy SGD":  # w <- w - lr * mean gradient of 1/2 (y_hat - y)^2
+        X_all, y_all = features.asnumpy(), labels.asnumpy()
+        w, b = np.random.normal(0, 0.01, X_all.shape[1]).astype(np.float32), np.float32(0)
+        for _ in range(epochs):
+            order = np.random.permutation(n)
+            for i in range(0, n, batch_size):
+                j = order[i:i + batch_size]
+                X, r = X_all[j], X_all[j] @ w + b - y_all[j]
+                w -= GLUON_LR * (X.T @ r) / len(j)
+                b -= GLUON_LR * r.mean()
+            float(np.mean((X_all @ w + b - y_all) ** 2) / 2)  # the epoch's line, as every row
+        params = tuple(w) + (b,)
+    else:  # lstsq
+        w, b = ols(features, labels)
+        params = tuple(w) + (b,)
+    return time.perf_counter() - start, params, oracle
 
 
-def run_torch(row, job, repeats):
+def run_torch(row, job):
     """PyTorch on the same data, from the same start, at the same step.
 
     "torch DataLoader (d2l)" is the d2l PyTorch edition's concise loop:
     TensorDataset + DataLoader(shuffle=True), nn.Linear, MSELoss, optim.SGD.
     "torch lean" is the leanest plain PyTorch: randperm once an epoch, then
     slices. MSELoss has no 1/2, so lr = GLUON_LR / 2 makes Gluon's step.
+    Both end each epoch with the loss on all the data, as d2l's loop does and
+    linreg's (its progress line), so every row times the same job.
     """
     import torch
     n, batch_size, epochs, features, labels, oracle = job_data(job)
     from linreg.config import GLUON
     X, y = torch.from_numpy(features.asnumpy()), torch.from_numpy(labels.asnumpy()).reshape(-1, 1)
     torch.manual_seed(0)
-    seconds = []
-    for _ in range(repeats):
-        net = torch.nn.Linear(X.shape[1], 1)
-        torch.nn.init.normal_(net.weight, std=GLUON.init_sigma)
-        torch.nn.init.zeros_(net.bias)
-        loss = torch.nn.MSELoss()
-        trainer = torch.optim.SGD(net.parameters(), lr=GLUON_LR / 2)
-        start = time.perf_counter()
-        for _ in range(epochs):
-            if row == "torch lean":
-                order = torch.randperm(n)
-                Xp, yp = X[order], y[order]
-                batches = ((Xp[i:i + batch_size], yp[i:i + batch_size]) for i in range(0, n, batch_size))
-            else:
-                batches = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size,
-                                                      shuffle=True)
-            for Xb, yb in batches:
-                l = loss(net(Xb), yb)
-                trainer.zero_grad()
-                l.backward()
-                trainer.step()
-        seconds.append(time.perf_counter() - start)
+    net = torch.nn.Linear(X.shape[1], 1)
+    torch.nn.init.normal_(net.weight, std=GLUON.init_sigma)
+    torch.nn.init.zeros_(net.bias)
+    loss = torch.nn.MSELoss()
+    trainer = torch.optim.SGD(net.parameters(), lr=GLUON_LR / 2)
+    epoch_losses = []
+    start = time.perf_counter()
+    for _ in range(epochs):
+        if row == "torch lean":
+            order = torch.randperm(n)
+            Xp, yp = X[order], y[order]
+            batches = ((Xp[i:i + batch_size], yp[i:i + batch_size]) for i in range(0, n, batch_size))
+        else:
+            batches = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size,
+                                                  shuffle=True)
+        for Xb, yb in batches:
+            l = loss(net(Xb), yb)
+            trainer.zero_grad()
+            l.backward()
+            trainer.step()
+        with torch.no_grad() if row == "torch lean" else contextlib.nullcontext():
+            epoch_losses.append(float(loss(net(X), y)))  # d2l prints it, as linreg does
+    seconds = time.perf_counter() - start
     params = tuple(net.weight.detach().numpy().reshape(-1)) + (float(net.bias.detach()[0]),)
     return seconds, params, oracle
 
 
-def worker(row, job, repeats):
+def worker(row, job):
     run = (run_linreg if row in ("scratch", "gluon", "gluon --fast")
            else run_torch if row in TORCH_ROWS else run_reference)
-    seconds, params, ols = run(row, job, repeats)
+    run(row, "default")  # warm-up, untimed
+    seconds, params, ols = run(row, job)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     error = max(abs(float(p) - float(o)) for p, o in zip(params, ols))
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "error": error}))
@@ -161,12 +167,26 @@ def worker(row, job, repeats):
 
 # The driver: every row of every job, then the table ------------------------------
 
-def measure(row, job, repeats):
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", row, job,
-                           "--repeats", str(repeats)], capture_output=True, text=True)
+def measure(row, job):
+    """One timed run of a row on a job, in a fresh process: {"seconds", "peak_mb", "error"}."""
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", row, job],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"bench: {row} on {job} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.splitlines()[-1])
+
+
+def measure_rounds(rows, job, rounds):
+    """Each row once a round, in a fresh process, rounds interleaving the rows:
+    {row: {"seconds": one per round, "peak_mb": the largest, "error": the last}}."""
+    runs = {row: {"seconds": [], "peak_mb": 0.0} for row in rows}
+    for _ in range(rounds):
+        for row in rows:
+            run = measure(row, job)
+            runs[row]["seconds"].append(run["seconds"])
+            runs[row]["peak_mb"] = max(runs[row]["peak_mb"], run["peak_mb"])
+            runs[row]["error"] = run["error"]
+    return runs
 
 
 def machine():
@@ -185,12 +205,12 @@ def has_torch():
     return importlib.util.find_spec("torch") is not None
 
 
-def table(job, repeats, runs):
+def table(job, rounds, runs):
     n, batch_size, epochs = JOBS[job]
     batches = epochs * -(-n // batch_size)
     fast = statistics.median(runs["gluon --fast"]["seconds"])
     lines = [f"**{job}**: {n:,} examples, batch {batch_size}, {epochs} epoch{'s' * (epochs > 1)} "
-             f"({batches:,} batches); median of {repeats}",
+             f"({batches:,} batches); median of {rounds} rounds",
              "",
              "| row | median s | µs / batch | examples / s | peak MB | max abs error vs OLS | time / fast |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -252,15 +272,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Benchmark the ways of fitting the tutorial's regression.")
     parser.add_argument("--quick", action="store_true",
                         help=f"only the jobs {', '.join(QUICK_JOBS)} (about 30 s)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per row, median reported (default: 3)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds, each running every row once; the median is reported (default: 3)")
     parser.add_argument("--jobs", help=f"comma-separated jobs, of {', '.join(JOBS)} (default: all but --quick's)")
     parser.add_argument("--rows", help="comma-separated rows (default: all; the torch rows where torch imports)")
     parser.add_argument("--worker", nargs=2, metavar=("ROW", "JOB"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.worker:
-        return worker(*args.worker, args.repeats)
+        return worker(*args.worker)
     jobs = QUICK_JOBS if args.quick else ("default", "100k", "100k/1000", "1M", "10M")
     rows = ROWS + (TORCH_ROWS if has_torch() else ())
     if args.jobs:
@@ -276,8 +297,8 @@ def main(argv=None):
     for job in jobs:
         # The 10M job runs the fast path alone: the others take minutes there.
         job_rows = tuple(r for r in rows if r in ("gluon --fast", "lstsq")) if job == "10M" else rows
-        all_runs[job] = {row: measure(row, job, args.repeats) for row in job_rows}
-        print(table(job, args.repeats, all_runs[job]) + "\n", flush=True)
+        all_runs[job] = measure_rounds(job_rows, job, args.rounds)
+        print(table(job, args.rounds, all_runs[job]) + "\n", flush=True)
     print(targets(all_runs))
 
 

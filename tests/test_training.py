@@ -1,6 +1,7 @@
 """Both implementations train to the truth and to least squares, reproducibly."""
 
 import json
+import os
 import random
 
 import numpy as np
@@ -52,6 +53,17 @@ def test_different_seed_different_data():
     X2, y2 = synthetic_data((2.0, -3.4), 4.2, 50, 0.01)
     assert not np.array_equal(X1.asnumpy(), X2.asnumpy())
     assert not np.array_equal(y1.asnumpy(), y2.asnumpy())
+
+
+def test_labels_made_in_chunks_are_the_same_bits(monkeypatch):
+    # synthetic_data makes X w + b CHUNK rows at a time; 7 makes 100 rows 15 chunks.
+    from linreg import data
+    set_seed(3)
+    X, y = synthetic_data((2.0, -3.4, 0.5), 4.2, 100, 0.01)
+    monkeypatch.setattr(data, "CHUNK", 7)
+    set_seed(3)
+    X7, y7 = synthetic_data((2.0, -3.4, 0.5), 4.2, 100, 0.01)
+    assert np.array_equal(X7.asnumpy(), X.asnumpy()) and np.array_equal(y7.asnumpy(), y.asnumpy())
 
 
 def test_both_halves_see_the_same_data():
@@ -138,17 +150,60 @@ def test_main_prints_the_story(impl, capsys):
     assert lines[-3].startswith("w[0]") and lines[-1].startswith("b ")
 
 
-# --fast: the same Gluon run through a hybridized net and one take per batch ---------
+# --fast: the same Gluon run, its net and loss bound once as one MXNet graph -------
 
-@pytest.mark.parametrize("changes", [{}, {"num_examples": 1005}, {"batch_size": 1000, "num_examples": 3000}],
-                         ids=["default", "short last batch", "batch 1000"])
-def test_fast_equals_faithful_gluon(changes):
-    # Same seed, same numpy shuffle, so the same batches in the same order:
-    # equal to float32 round-off (on this machine, to the bit).
-    config = defaults(gluon, **changes)
-    faithful, quick = gluon.train(config), fast.train(config.replace(fast=True))
+def assert_same_run(quick, faithful):
+    """Equal to float32 round-off (on this machine, to the bit): parameters and every loss."""
     assert_allclose(params(quick), params(faithful), rtol=REPLAY_RTOL, atol=1e-7)
     assert_allclose(quick.batch_losses, faithful.batch_losses, rtol=REPLAY_RTOL, atol=1e-9)
+    assert_allclose([quick.initial_loss, *quick.epoch_losses], [faithful.initial_loss, *faithful.epoch_losses],
+                    rtol=REPLAY_RTOL, atol=1e-9)
+
+
+@pytest.mark.parametrize("changes", [{}, {"num_examples": 1005}, {"batch_size": 1000, "num_examples": 3000},
+                                     {"batch_size": 10, "num_examples": 7}, {"true_w": (1.0, -2.0, 0.5)}],
+                         ids=["default", "short last batch", "batch 1000", "batch beyond the data", "3 inputs"])
+def test_fast_equals_faithful_gluon(changes):
+    # Same seed, same numpy shuffle, so the same batches in the same order.
+    config = defaults(gluon, **changes)
+    assert_same_run(fast.train(config.replace(fast=True)), gluon.train(config))
+
+
+@pytest.mark.parametrize("batch_size", [10, 100], ids=["windows of whole batches", "a batch beyond a window"])
+def test_fast_in_small_windows_equals_faithful_gluon(monkeypatch, batch_size):
+    # CHUNK sets the rows of --fast's window of the order: 64 makes 1005
+    # examples cross many windows, the last short.
+    config = defaults(gluon, num_examples=1005, batch_size=batch_size)
+    faithful = gluon.train(config)
+    monkeypatch.setattr(fast, "CHUNK", 64)
+    assert_same_run(fast.train(config.replace(fast=True)), faithful)
+
+
+@pytest.mark.parametrize("n", [1, 2, 10, 1005])
+def test_sampler_order_is_the_dataloaders(n):
+    from mxnet.gluon.data.sampler import RandomSampler
+    set_seed(5)
+    expected = list(RandomSampler(n))
+    set_seed(5)
+    assert fast.sampler_order(n).tolist() == expected
+
+
+def test_fast_keeps_a_batch_for_the_caller_when_asked_for_new_arrays():
+    # Without `out`, each batch is its own pair of arrays (linreg.parallel's):
+    # all of them together are the data, each example once.
+    set_seed(0)
+    X, y = synthetic_data((2.0, -3.4), 4.2, 25, 0.01)
+    batches = list(fast.take_batches(10, X, y))
+    assert [b[0].shape[0] for b in batches] == [10, 10, 5]
+    rows = np.concatenate([np.column_stack([b[0].asnumpy(), b[1].asnumpy()]) for b in batches])
+    expected = np.column_stack([X.asnumpy(), y.asnumpy()])
+    assert sorted(map(tuple, rows)) == sorted(map(tuple, expected))
+
+
+def test_fast_leaves_the_environment_as_it_was(monkeypatch):
+    monkeypatch.delenv("MXNET_SUBGRAPH_VERBOSE", raising=False)
+    fast.train(defaults(gluon, epochs=1, fast=True))
+    assert "MXNET_SUBGRAPH_VERBOSE" not in os.environ
 
 
 def test_fast_matches_numpy_replay():
