@@ -10,7 +10,7 @@ autograd backward(). Each batch is gathered by nd.take straight into the
 executor's inputs, in the DataLoader's order; the update is MXNet's own fused
 SGD operator, the one gluon.Trainer calls. Per step: two take, one forward,
 one backward, one update, one mean for the progress lines
-(docs/performance.md).
+(docs/performance.md). The loss on all the data is taken a chunk at a time.
 """
 
 import contextlib

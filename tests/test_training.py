@@ -170,9 +170,9 @@ def test_fast_equals_faithful_gluon(changes):
 
 
 @pytest.mark.parametrize("batch_size", [10, 100], ids=["windows of whole batches", "a batch beyond a window"])
-def test_fast_in_small_windows_equals_faithful_gluon(monkeypatch, batch_size):
-    # CHUNK sets the rows of --fast's window of the order: 64 makes 1005
-    # examples cross many windows, the last short.
+def test_fast_in_small_windows_and_chunks_equals_faithful_gluon(monkeypatch, batch_size):
+    # CHUNK sets --fast's window of the order and its chunks of the loss on all
+    # the data: 64 rows makes 1005 examples cross many of both, the last short.
     config = defaults(gluon, num_examples=1005, batch_size=batch_size)
     faithful = gluon.train(config)
     monkeypatch.setattr(fast, "CHUNK", 64)
