@@ -1,5 +1,6 @@
 """Both implementations train to the truth and to least squares, reproducibly."""
 
+import dataclasses
 import json
 import os
 import random
@@ -177,6 +178,15 @@ def test_fast_in_small_windows_and_chunks_equals_faithful_gluon(monkeypatch, bat
     faithful = gluon.train(config)
     monkeypatch.setattr(fast, "CHUNK", 64)
     assert_same_run(fast.train(config.replace(fast=True)), faithful)
+
+
+def test_the_bound_step_copies_a_batch_gathered_elsewhere():
+    # The BoundStep's batches are its executor's own inputs; given new arrays
+    # (take_batches without out) it copies them in, and nothing changes.
+    def parts(config, start):
+        return dataclasses.replace(fast.bound_parts(config, start), batches=fast.take_batches)
+    config = defaults(gluon, num_examples=1005)
+    assert_same_run(gluon.train(config, parts=parts), gluon.train(config))
 
 
 @pytest.mark.parametrize("n", [1, 2, 10, 1005])
