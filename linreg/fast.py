@@ -112,6 +112,8 @@ class BoundStep:
         params = net.collect_params().values()
         self.weights = {p.name: p.data(ctx) for p in params}
         self.grads = {p.name: p.grad(ctx) for p in params}
+        # multi_sgd_update's arguments, the same arrays every step: w0, g0, w1, g1, ...
+        self.pairs = [a for name, w in self.weights.items() for a in (w, self.grads[name])]
         self.symbol = mx.sym.make_loss(NetLoss(net, loss)(mx.sym.var("data"), mx.sym.var("label")))
         self.executors = {}  # batch size -> executor
 
@@ -142,9 +144,8 @@ class BoundStep:
             y.copyto(label)
         exe.forward(is_train=True)
         exe.backward()
-        weights = list(self.weights.values())
-        args = [a for name, w in self.weights.items() for a in (w, self.grads[name])]
-        nd.multi_sgd_update(*args, out=weights, lrs=(self.lr,) * len(weights), wds=(0.0,) * len(weights),
+        weights = self.pairs[::2]
+        nd.multi_sgd_update(*self.pairs, out=weights, lrs=(self.lr,) * len(weights), wds=(0.0,) * len(weights),
                             rescale_grad=1.0 / X.shape[0], num_weights=len(weights))
         return exe.outputs[0]
 
