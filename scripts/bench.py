@@ -1,7 +1,7 @@
 """Benchmark every way of fitting the tutorial's regression, as ratios.
 
-    $ .venv/bin/python scripts/bench.py           # three jobs, about 8 minutes
-    $ .venv/bin/python scripts/bench.py --quick   # two small jobs, about 30 seconds
+    $ .venv/bin/python scripts/bench.py           # five jobs, about 12 minutes
+    $ .venv/bin/python scripts/bench.py --quick   # two small jobs, about 2 minutes
 
 A job runs in `--rounds` rounds; in each round every row trains once, in a
 fresh process, after one untimed run of the default job (its libraries
@@ -133,7 +133,6 @@ def run_torch(row, job):
     torch.nn.init.zeros_(net.bias)
     loss = torch.nn.MSELoss()
     trainer = torch.optim.SGD(net.parameters(), lr=GLUON_LR / 2)
-    epoch_losses = []
     start = time.perf_counter()
     for _ in range(epochs):
         if row == "torch lean":
@@ -149,7 +148,7 @@ def run_torch(row, job):
             l.backward()
             trainer.step()
         with torch.no_grad() if row == "torch lean" else contextlib.nullcontext():
-            epoch_losses.append(float(loss(net(X), y)))  # d2l prints it, as linreg does
+            float(loss(net(X), y))  # the epoch's line: d2l prints it, as every row
     seconds = time.perf_counter() - start
     params = tuple(net.weight.detach().numpy().reshape(-1)) + (float(net.bias.detach()[0]),)
     return seconds, params, oracle
@@ -271,7 +270,7 @@ def targets(all_runs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Benchmark the ways of fitting the tutorial's regression.")
     parser.add_argument("--quick", action="store_true",
-                        help=f"only the jobs {', '.join(QUICK_JOBS)} (about 30 s)")
+                        help=f"only the jobs {', '.join(QUICK_JOBS)} (about 2 minutes)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds, each running every row once; the median is reported (default: 3)")
     parser.add_argument("--jobs", help=f"comma-separated jobs, of {', '.join(JOBS)} (default: all but --quick's)")
