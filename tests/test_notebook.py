@@ -20,8 +20,13 @@ def make_notebook():
 
 
 def printed(nb):
-    """Every cell's stdout, in order: the numbers a reader sees."""
-    return [["".join(o["text"]) for o in cell.get("outputs", []) if o.get("name") == "stdout"]
+    """Every cell's stdout, one string a cell: the text a reader sees.
+
+    The kernel sends stdout in as many messages as its flushes happen to make
+    (CI once saw a line's final newline arrive on its own), so a cell's stream
+    outputs are joined before they are compared.
+    """
+    return ["".join("".join(o["text"]) for o in cell.get("outputs", []) if o.get("name") == "stdout")
             for cell in nb.cells if cell.cell_type == "code"]
 
 
