@@ -5,9 +5,9 @@ from setuptools import setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def numpy_pins():
-    """The requirement lines of numpy-pins.txt, one per Python version range."""
-    with open(os.path.join(HERE, "numpy-pins.txt")) as f:
+def pins():
+    """The requirement lines of pins.txt: numpy and matplotlib, one per Python version range."""
+    with open(os.path.join(HERE, "pins.txt")) as f:
         return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
 
 
@@ -28,17 +28,18 @@ setup(
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",
         "Programming Language :: Python :: 3.13",
+        "Programming Language :: Python :: 3.14",
+        "Programming Language :: Python :: 3.15",
         "Operating System :: POSIX :: Linux",
         "Intended Audience :: Education",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
     packages=["linreg"],
-    python_requires=">=3.11,<3.14",  # the versions tested; mxnet 1.9.1 is pure ctypes
+    python_requires=">=3.11,<3.16",  # every CPython with upstream support, each tested; mxnet 1.9.1 is pure ctypes
     install_requires=[
         "mxnet==1.9.1",  # the last release
-        *numpy_pins(),  # on 3.13 beyond mxnet's numpy<2: install with uv's --override
+        *pins(),  # numpy, and on 3.13+ beyond mxnet's numpy<2: install with uv's --override
         'setuptools; python_version >= "3.12"',  # mxnet imports distutils, gone from 3.12
-        "matplotlib==3.10.9",  # the newest that accepts numpy 1.23.5
     ],
     extras_require={
         # prysk runs the shell sessions in README.md and docs/; nbclient and

@@ -1,17 +1,21 @@
 """MXNet 1.9.1 on today's numpy and Python: the one place that knows its debts.
 
 mxnet 1.9.1 (2022, the last release) reads numpy names at import time that
-numpy has since removed, and imports distutils, which Python 3.12 removed.
-`load_mxnet()` adds each missing name to numpy, then imports mxnet; a name
-numpy still has is never replaced. The restored constants are the real values;
+numpy has since removed, and imports distutils, which Python 3.12 removed;
+its libmxnet.so needs GCC's OpenMP runtime and libquadmath from the system.
+`load_mxnet()` checks the library loads, adds each missing name to numpy, then
+imports mxnet; a name numpy still has is never replaced. The restored constants are the real values;
 the restored functions exist only so that mxnet's import-time tables can name
 them, and raise a clear error if anything calls them. `linreg/__init__.py`
 calls `load_mxnet()` before any of linreg imports mxnet, so every entry point
 (`python -m linreg.*`, the scripts, the tests) goes through here.
 """
 
+import ctypes
 import importlib.util
 import math
+import os
+import re
 import sys
 import warnings
 
@@ -49,6 +53,55 @@ FUNCTIONS = {
 }
 
 
+# The system libraries libmxnet.so 1.9.1 needs that a minimal system may lack
+# (ldd: libgomp.so.1 directly; libquadmath.so.0 through the wheel's own
+# libgfortran): soname -> (Debian/Ubuntu package, Fedora/RHEL package).
+SYSTEM_LIBRARIES = {
+    "libgomp.so.1": ("libgomp1", "libgomp"),
+    "libquadmath.so.0": ("libquadmath0", "libquadmath"),
+}
+
+
+class Unavailable(ImportError):
+    """mxnet cannot be imported here, for a reason one line can state."""
+
+
+def missing_library(message):
+    """What to install for the OSError message of a failed dlopen; None if it names no library.
+
+    dlopen says "libgomp.so.1: cannot open shared object file: ..." for a
+    library it cannot find, and "/path/libgomp.so.1: file too short" (or
+    another reason) for one it cannot use.
+    """
+    match = re.match(r"(\S+?): (.+)", message)
+    if not match or ".so" not in match.group(1):
+        return None
+    soname, reason = os.path.basename(match.group(1)), match.group(2)
+    debian, fedora = SYSTEM_LIBRARIES.get(soname, (None, None))
+    what = (f"install it (Debian/Ubuntu: apt install {' '.join(p for p, _ in SYSTEM_LIBRARIES.values())}; "
+            f"Fedora/RHEL: dnf install {' '.join(p for _, p in SYSTEM_LIBRARIES.values())})"
+            if debian else "install the system package that provides it")
+    return f"mxnet's libmxnet.so needs {soname} ({reason}), from the system: {what}, then rerun"
+
+
+def check_library():
+    """Load mxnet's libmxnet.so as mxnet will; raise Unavailable naming a system library it lacks.
+
+    mxnet itself would raise a bare OSError from ctypes in mxnet/base.py.
+    """
+    spec = importlib.util.find_spec("mxnet")
+    if spec is None or not spec.submodule_search_locations:
+        raise Unavailable("mxnet is not installed in this Python: install linreg with its "
+                          "dependencies (bash scripts/demo.sh does)")
+    library = os.path.join(spec.submodule_search_locations[0], "libmxnet.so")
+    if not os.path.exists(library):
+        return  # a build of mxnet laid out otherwise: let its own loader look
+    try:
+        ctypes.CDLL(library, ctypes.RTLD_LOCAL)  # the same call as mxnet/base.py's _load_lib
+    except OSError as e:
+        raise Unavailable(missing_library(str(e)) or f"cannot load {library}: {e}") from None
+
+
 def missing(numpy, name):
     """True if numpy has no `name`.
 
@@ -83,23 +136,31 @@ def restore_numpy_names(numpy):
 
 
 def load_mxnet():
-    """Restore numpy's names, check for distutils, then import mxnet; return it.
+    """Check the library, restore numpy's names and check for distutils, then import mxnet; return it.
 
     Python 3.11's distutils and numpy 1.23's np.bool each emit a
     DeprecationWarning while mxnet imports; those, and only during that import,
     are silenced, so that `python -W error` and JSON on stderr stay clean.
-    Ctrl-C in the two seconds this takes ends the program with one line.
+    What stops the import (a missing system library, no distutils) ends the
+    program with one line and exit 2, and Ctrl-C in the two seconds this takes
+    with one line and exit 130; an interactive session gets the exception.
     """
     try:
+        check_library()
         import numpy
         restore_numpy_names(numpy)
         if importlib.util.find_spec("distutils") is None:
             # mxnet/numpy_op_fallback.py:20  from distutils.version import StrictVersion
-            raise ImportError("mxnet 1.9.1 imports distutils, which Python 3.12 removed: "
+            raise Unavailable("mxnet 1.9.1 imports distutils, which Python 3.12 removed: "
                               "install setuptools, which provides it (pip install setuptools)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             import mxnet
+    except Unavailable as e:
+        if hasattr(sys, "ps1"):
+            raise
+        sys.stderr.write(f"linreg: {e}\n")
+        raise SystemExit(2) from None
     except KeyboardInterrupt:
         if hasattr(sys, "ps1"):  # an interactive session: leave it to the prompt
             raise
