@@ -19,11 +19,39 @@ EXIT_DIVERGED = 3  # the learning rate diverges; nothing was written
 # A stop signal exits 128 + its number, as a shell reports it: SIGINT 130, SIGTERM 143, SIGHUP 129.
 
 
+def settle_streams():
+    """Flush stdout and stderr; a stream that cannot take it is pointed at /dev/null.
+
+    Python flushes them once more at exit, and since 3.13.5 a failure there
+    prints "Exception ignored while flushing sys.stdout" and turns the exit
+    code into 120. What a closed, broken or full stream could not take is
+    lost either way; this keeps the exit code the one documented.
+    """
+    streams = {id(s): s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if s is not None}
+    for stream in streams.values():
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # ValueError: flushing a closed file
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, stream.fileno())
+                os.close(null)
+            except (OSError, ValueError, AttributeError):  # no descriptor: nothing left to flush
+                pass
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line: 'prog: error: message'."""
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+    def exit(self, status=0, message=None):
+        """Print message to stderr if it can take it, then exit with status, whatever the streams."""
+        try:
+            super().exit(status, message)
+        finally:
+            settle_streams()
 
 
 def parse_floats(text):

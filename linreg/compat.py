@@ -14,6 +14,7 @@ calls `load_mxnet()` before any of linreg imports mxnet, so every entry point
 import ctypes
 import importlib.util
 import math
+import multiprocessing
 import os
 import re
 import sys
@@ -135,6 +136,41 @@ def restore_numpy_names(numpy):
     return added
 
 
+class ForkingMultiprocessing:
+    """The multiprocessing module as mxnet's DataLoader knew it: new processes are forked.
+
+    Python 3.14 made forkserver the default start method on Linux. The
+    DataLoader's workers would then start as new interpreters, import mxnet
+    without the names restored here, and die (the pool respawns them until
+    "Worker timed out"); and its batches travel as shared-memory NDArrays
+    whose file descriptors only a forked child inherits. mxnet reads
+    `multiprocessing.Pool`, `.Process` and `.get_context()` from its module at
+    call time (mxnet/gluon/data/dataloader.py:124, 136, 234, 666); these come
+    from the fork context, everything else from multiprocessing itself.
+    """
+
+    def __init__(self, module):
+        self._module = module
+        self._fork = module.get_context("fork")
+        self.Pool, self.Process = self._fork.Pool, self._fork.Process
+
+    def get_context(self, method=None):
+        return self._fork if method is None else self._module.get_context(method)
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+def fork_dataloader_workers(mxnet):
+    """Give mxnet's DataLoader fork, whatever the default start method (forkserver on 3.14+).
+
+    Before 3.14 fork was Linux's default, so nothing changes there; the
+    caller's own multiprocessing keeps its default.
+    """
+    if "fork" in multiprocessing.get_all_start_methods():
+        mxnet.gluon.data.dataloader.multiprocessing = ForkingMultiprocessing(multiprocessing)
+
+
 def load_mxnet():
     """Check the library, restore numpy's names and check for distutils, then import mxnet; return it.
 
@@ -156,6 +192,7 @@ def load_mxnet():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             import mxnet
+        fork_dataloader_workers(mxnet)
     except Unavailable as e:
         if hasattr(sys, "ps1"):
             raise

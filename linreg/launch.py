@@ -98,7 +98,7 @@ class Cluster:
                 try:
                     self.out.write(f"[{label}] {line.decode(errors='replace')}")
                     self.out.flush()
-                except (OSError, ValueError):  # | head, a closed or full stdout
+                except (OSError, ValueError, AttributeError):  # | head, a full stdout; None: closed
                     self.output_closed = True
 
     def wait(self, timeout, shutdown_grace=SHUTDOWN_GRACE):

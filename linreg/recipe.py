@@ -16,8 +16,9 @@ host address belongs to this machine (--no-check to print lines for another).
 
 import ipaddress
 import socket
+import sys
 
-from .cli import EXIT_USAGE, Parser, fail
+from .cli import EXIT_USAGE, EXIT_WRITE, Output, Parser, fail
 
 ROLES = ("scheduler", "server", "worker")
 LOOPBACK = "127.0.0.1"
@@ -83,7 +84,11 @@ def main(argv=None):
             fail(parser, EXIT_USAGE, f"{e} (--no-check prints the lines for another host)")
     env = cluster_env(args.role, args.num_workers, args.num_servers, args.port, args.scheduler, args.host,
                       args.interface)
-    print("\n".join(f"{key}={value}" for key, value in env.items()))
+    out = Output(sys.stdout)
+    out.write("".join(f"{key}={value}\n" for key, value in env.items()))
+    out.close()
+    if out.error:
+        fail(parser, EXIT_WRITE, out.error)
 
 
 if __name__ == "__main__":

@@ -78,12 +78,13 @@ make_rootfs() {
 inside() {
     local suite="$1"
     shift
-    local lower="$store/$suite" top merged
-    top="$(mktemp -d "/tmp/linreg-rootfs-$suite.XXXXXX")"
-    # Mounted in this namespace only: the tmpfs and all above it vanish with it.
+    local lower="$store/$suite" merged
+    # One folder serves every run as its mount point, each run's tmpfs
+    # mounted there in its own namespace only: it and all above it vanish with
+    # the namespace, and the empty folder stays for the next run.
+    top="$store/.mnt"
+    mkdir -p "$top"
     mount -t tmpfs -o size=16g linreg-rootfs "$top"
-    rmdir_top() { umount -R "$top" 2>/dev/null || true; rmdir "$top" 2>/dev/null || true; }
-    trap rmdir_top EXIT
     mkdir "$top/upper" "$top/work" "$top/merged"
     merged="$top/merged"
     mount -t overlay overlay -o "lowerdir=$lower,upperdir=$top/upper,workdir=$top/work" "$merged"

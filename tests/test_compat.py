@@ -1,5 +1,8 @@
 """linreg.compat: mxnet 1.9.1 imports on today's numpy, silently, changing nothing numpy has."""
 
+import importlib.util
+import multiprocessing
+import os
 import subprocess
 import sys
 
@@ -61,3 +64,63 @@ def test_restoring_adds_only_what_is_missing(monkeypatch):
     added = compat.restore_numpy_names(numpy)
     assert added == ["PZERO"]
     assert numpy.NINF is sentinel and numpy.PZERO == 0.0
+
+
+# Python 3.14 made forkserver Linux's default start method; here each start
+# method is set explicitly, so every Python runs what 3.14 and 3.15 do.
+DATALOADER = """
+import multiprocessing, sys
+if sys.argv[1] != "default":
+    multiprocessing.set_start_method(sys.argv[1])
+import linreg
+from mxnet import gluon, nd
+X, y = nd.arange(40).reshape((20, 2)), nd.arange(20)
+def batches(workers):
+    # timeout: a worker that cannot start fails in 30 s, not mxnet's 120
+    loader = gluon.data.DataLoader(gluon.data.ArrayDataset(X, y), batch_size=6, num_workers=workers,
+                                   timeout=30)
+    return [(a.asnumpy().tolist(), b.asnumpy().tolist()) for a, b in loader]
+assert batches(0) == batches(2), "the workers' batches differ"
+print(multiprocessing.get_start_method())
+"""
+
+
+@pytest.mark.parametrize("method", ["default", "forkserver", "spawn"])
+def test_dataloader_workers_give_the_same_batches_whatever_the_start_method(method):
+    proc = subprocess.run([sys.executable, "-c", DATALOADER, method], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # The caller's own choice is kept: only mxnet's DataLoader forks.
+    assert proc.stdout.strip() == (method if method != "default" else
+                                   multiprocessing.get_all_start_methods()[0])
+
+
+def test_a_missing_system_library_is_named_with_its_package():
+    line = compat.missing_library("libgomp.so.1: cannot open shared object file: No such file or directory")
+    assert line == ("mxnet's libmxnet.so needs libgomp.so.1 (cannot open shared object file: No such file "
+                    "or directory), from the system: install it (Debian/Ubuntu: apt install libgomp1 "
+                    "libquadmath0; Fedora/RHEL: dnf install libgomp libquadmath), then rerun")
+    assert "libquadmath.so.0 (file too short)" in compat.missing_library(
+        "/usr/lib/x86_64-linux-gnu/libquadmath.so.0: file too short")
+    assert compat.missing_library("libfoo.so.3: cannot open shared object file").endswith(
+        "install the system package that provides it, then rerun")
+    assert compat.missing_library("something else went wrong") is None
+
+
+@pytest.mark.parametrize("soname", ["libgomp.so.1", "libquadmath.so.0"])
+def test_a_system_without_the_library_gets_one_line_and_exit_2(soname):
+    # The library made unusable for one process: /dev/null mounted over it in
+    # a mount namespace of its own (root only), as on a minimal system without it.
+    found = [line.split("=>")[1].split()[0] for line in subprocess.run(
+        ["ldd", os.path.join(importlib.util.find_spec("mxnet").submodule_search_locations[0],
+                                    "libmxnet.so")], capture_output=True, text=True).stdout.splitlines()
+        if line.strip().startswith(soname + " ")]
+    if os.geteuid() != 0 or not found:
+        pytest.skip("needs root and the system's " + soname)
+    hide = f'mount --bind /dev/null "$0" && exec "$@"'
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", hide, found[0],
+                           sys.executable, "-m", "linreg.gluon"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith(f"linreg: mxnet's libmxnet.so needs {soname} (")
+    assert proc.stderr.count("\n") == 1 and "apt install libgomp1 libquadmath0" in proc.stderr
