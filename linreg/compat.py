@@ -63,6 +63,11 @@ SYSTEM_LIBRARIES = {
 }
 
 
+# The aarch64 wheel's libmxnet.so needs Arm Performance Libraries, which no
+# package index or distribution package provides.
+ARM_LIBRARIES = ("libarmpl_lp64_mp.so", "libamath.so", "libastring.so")
+
+
 class Unavailable(ImportError):
     """mxnet cannot be imported here, for a reason one line can state."""
 
@@ -78,10 +83,14 @@ def missing_library(message):
     if not match or ".so" not in match.group(1):
         return None
     soname, reason = os.path.basename(match.group(1)), match.group(2)
-    debian, fedora = SYSTEM_LIBRARIES.get(soname, (None, None))
-    what = (f"install it (Debian/Ubuntu: apt install {' '.join(p for p, _ in SYSTEM_LIBRARIES.values())}; "
-            f"Fedora/RHEL: dnf install {' '.join(p for _, p in SYSTEM_LIBRARIES.values())})"
-            if debian else "install the system package that provides it")
+    if soname in SYSTEM_LIBRARIES:
+        what = (f"install it (Debian/Ubuntu: apt install {' '.join(p for p, _ in SYSTEM_LIBRARIES.values())}; "
+                f"Fedora/RHEL: dnf install {' '.join(p for _, p in SYSTEM_LIBRARIES.values())})")
+    elif soname in ARM_LIBRARIES:
+        what = ("it is part of Arm Performance Libraries, which no package index provides: "
+                "install them from Arm, or use an x86_64 machine (see docs/install.md)")
+    else:
+        what = "install the system package that provides it"
     return f"mxnet's libmxnet.so needs {soname} ({reason}), from the system: {what}, then rerun"
 
 

@@ -20,10 +20,14 @@
 # mxnet again; what they install is the same.
 #
 # LINREG_ROOTFS chooses where the root filesystems live (default
-# /var/cache/linreg-rootfs). The environment inside is a new login's: HOME,
-# PATH, LANG, CI if set, and the host's CA-bundle variables (this machine's
-# package index is reached through a proxy whose CA the host trusts; the
-# host's local CA certificates are installed in each root filesystem too).
+# /var/cache/linreg-rootfs). LINREG_ROOTFS_OUT=DIR mounts the host folder DIR
+# at /out inside, for what CMD hands back (CI's records of the numbers).
+#
+# The environment inside is a new login's: HOME, PATH, LANG, and the host's
+# CA-bundle variables (this machine reaches the package index through a proxy
+# whose CA the host trusts; the host's local CA certificates are installed in
+# each root filesystem too). Not CI: tests that need what a minimal system
+# lacks (ip, for the test hosts) skip there, and CI runs them on the host.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 store="${LINREG_ROOTFS:-/var/cache/linreg-rootfs}"
@@ -96,10 +100,13 @@ inside() {
     mkdir -p "$merged/src" "$store/cache" "$merged/root/.cache"
     mount --bind -o ro "$repo" "$merged/src"
     mount --bind "$store/cache" "$merged/root/.cache"
+    if [ -n "${LINREG_ROOTFS_OUT:-}" ]; then
+        mkdir -p "$merged/out"
+        mount --bind "$LINREG_ROOTFS_OUT" "$merged/out"
+    fi
     cp -L /etc/resolv.conf "$merged/etc/resolv.conf"
     local env=(HOME=/root LANG=C.UTF-8 TERM="${TERM:-dumb}"
                PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
-    [ -n "${CI:-}" ] && env+=(CI="$CI")
     for name in SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE PIP_CERT CURL_CA_BUNDLE GIT_SSL_CAINFO; do
         [ -n "${!name:-}" ] && env+=("$name=${!name}")
     done

@@ -49,7 +49,7 @@ choose_python() {
             echo "$id"
             return
         fi
-        tried="$tried $candidate (${id:+${id#* }}${id:-does not run})"
+        if [ -n "$id" ]; then tried="$tried $candidate (${id#* })"; else tried="$tried $candidate (does not run)"; fi
     done
     fail "no Python $supported found (on PATH:${tried:- none of python3.11 ... python3.15, python3});" \
         "install one (Debian/Ubuntu: apt install python3 python3-venv), or set PYTHON=/path/to/python3.X"

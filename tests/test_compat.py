@@ -104,6 +104,8 @@ def test_a_missing_system_library_is_named_with_its_package():
         "/usr/lib/x86_64-linux-gnu/libquadmath.so.0: file too short")
     assert compat.missing_library("libfoo.so.3: cannot open shared object file").endswith(
         "install the system package that provides it, then rerun")
+    assert "part of Arm Performance Libraries, which no package index provides" in compat.missing_library(
+        "libarmpl_lp64_mp.so: cannot open shared object file: No such file or directory")
     assert compat.missing_library("something else went wrong") is None
 
 

@@ -1,5 +1,7 @@
 """scripts/venv.sh chooses an interpreter, or refuses in one line, before installing anything."""
 
+import hashlib
+import pathlib
 import shutil
 import stat
 import subprocess
@@ -7,6 +9,8 @@ import subprocess
 import pytest
 
 from .test_reliability import ROOT
+
+ROOT_PATH = pathlib.Path(ROOT)
 
 
 def fake_python(folder, name, version):
@@ -35,13 +39,16 @@ def venv_sh(tmp_path, path, **env):
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("version", ["3.10.13", "3.14.0"])
+SUPPORTED = "3.11, 3.12, 3.13, 3.14 or 3.15"  # every CPython with upstream support on 2026-11-30
+
+
+@pytest.mark.parametrize("version", ["3.10.13", "3.16.0", "2.7.18"])
 def test_an_unsupported_python_is_refused_in_one_line(tmp_path, version):
     python = fake_python(tmp_path, "python", version)
     proc = venv_sh(tmp_path, tmp_path, PYTHON=str(python))
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1
-    assert f"is Python {version}; linreg needs 3.11, 3.12 or 3.13" in proc.stderr
+    assert f"is Python {version}; linreg needs {SUPPORTED}" in proc.stderr
     assert not (tmp_path / "venv").exists()
 
 
@@ -54,23 +61,71 @@ def test_a_python_that_does_not_run_is_refused(tmp_path):
 def test_without_a_supported_python_on_path_it_says_what_it_tried(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake_python(bin_dir, "python3", "3.14.0")
+    fake_python(bin_dir, "python3", "3.16.0")
     broken = bin_dir / "python3.12"  # like a pyenv shim for a version that is not installed
     broken.write_text("#!/bin/sh\nexit 127\n")
     broken.chmod(0o755)
     proc = venv_sh(tmp_path, bin_dir)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert "no Python 3.11, 3.12 or 3.13 found (tried: python3.12 python3 (3.14.0))" in proc.stderr
+    assert (f"no Python {SUPPORTED} found (on PATH: python3.12 (does not run) python3 (3.16.0)); "
+            "install one (Debian/Ubuntu: apt install python3 python3-venv)") in proc.stderr
 
 
-def test_the_first_supported_python_on_path_is_chosen(tmp_path):
-    # python3 is 3.14 (refused), python3.13 is the one: venv.sh gets as far as making the venv.
+def test_with_nothing_on_path_it_names_what_it_looked_for(tmp_path):
+    proc = venv_sh(tmp_path, tmp_path / "empty")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "(on PATH: none of python3.11 ... python3.15, python3)" in proc.stderr
+
+
+@pytest.mark.parametrize("names", [("python3", "python3.13"), ("python3.14",), ("python3.15",)])
+def test_the_first_supported_python_on_path_is_chosen(tmp_path, names):
+    # Debian sid has only python3.15; forky's python3 is 3.14; an old python3 beside a python3.13.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake_python(bin_dir, "python3", "3.14.0")
-    chosen = fake_python(bin_dir, "python3.13", "3.13.0")
+    if names[0] == "python3":
+        fake_python(bin_dir, "python3", "3.10.13")
+    version = names[-1][len("python"):] + ".2"
+    chosen = fake_python(bin_dir, names[-1], version)
     proc = venv_sh(tmp_path, bin_dir)
-    assert f"setting up {tmp_path / 'venv'} with Python 3.13.0 ({chosen})" in proc.stderr
+    assert f"setting up {tmp_path / 'venv'} with Python {version} ({chosen})" in proc.stderr
     # The fake cannot make a venv: one line that says what to do, and no half-made folder is trusted.
     assert proc.returncode == 2 and "rerun after fixing" in proc.stderr
     assert not (tmp_path / "venv" / ".linreg-ready").exists()
+
+
+def pins_hash():
+    return hashlib.sha256(b"".join((ROOT_PATH / name).read_bytes() for name in ("setup.py", "pins.txt"))).hexdigest()
+
+
+def test_an_installed_environment_without_a_system_library_is_finished_by_a_rerun(tmp_path):
+    # The install is done (its stamp says so); linreg's import fails as it does
+    # without libgomp. venv.sh says that one line and exits 2, not ready; once
+    # the library is there, the rerun checks again and finishes, installing nothing.
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    line = "linreg: mxnet's libmxnet.so needs libgomp.so.1 (...), from the system: install it (...), then rerun"
+    python.write_text(f'#!/bin/sh\n[ "$1" = -c ] && [ "$2" != "import linreg" ] && echo {python} 3.13.5 && exit 0\n'
+                      f'[ -e {tmp_path}/fixed ] && exit 0\necho "{line}" >&2; exit 2\n')
+    python.chmod(0o755)
+    stamp = f"{python} 3.13.5 {pins_hash()}\n"
+    (venv / ".linreg-installed").write_text(stamp)
+    proc = venv_sh(tmp_path, tmp_path / "empty")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr == ("linreg set-up: mxnet's libmxnet.so needs libgomp.so.1 (...), from the system: "
+                           "install it (...), then rerun (the environment is installed; rerun to finish)\n")
+    assert not (venv / ".linreg-ready").exists()
+    (tmp_path / "fixed").touch()
+    proc = venv_sh(tmp_path, tmp_path / "empty")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert (venv / ".linreg-ready").read_text() == stamp
+
+
+def test_changed_pins_rebuild_the_environment(tmp_path):
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    python = fake_python(tmp_path, "python3.12", "3.12.1")
+    (venv / ".linreg-installed").write_text(f"{python} 3.12.1 {'0' * 64}\n")  # other pins
+    (venv / "left-over").touch()
+    proc = venv_sh(tmp_path, tmp_path, PYTHON=str(python))
+    assert "rebuilding" in proc.stderr and not (venv / "left-over").exists()
