@@ -83,16 +83,26 @@ class Result:
         }
 
     def table(self):
-        """Learned against true against OLS, one parameter a line."""
+        """Learned against true against OLS, one parameter a line.
+
+        Each column is as wide as its header's default or its widest cell plus
+        one space, so columns stay apart and aligned at any magnitude
+        (-1e15 to denormals); at the tutorial's magnitudes the widths are the defaults.
+        """
         names = [f"w[{i}]" for i in range(len(self.w))] + ["b"]
-        lines = [f"{'':6}{'true':>11}{'learned':>11}{'OLS':>11}"
-                 f"{'|learned-true|':>16}{'|learned-OLS|':>15}"]
-        for row in zip(names, self.true_theta, self.theta, self.ols_theta):
-            name, t, l, o = row
-            lines.append(f"{name:6}{_num(t)}{_num(l)}{_num(o)}{abs(l - t):16.2e}{abs(l - o):15.2e}")
-        return "\n".join(lines)
+        header = ["", "true", "learned", "OLS", "|learned-true|", "|learned-OLS|"]
+        rows = [[name, _num(t), _num(l), _num(o), f"{abs(l - t):.2e}", f"{abs(l - o):.2e}"]
+                for name, t, l, o in zip(names, self.true_theta, self.theta, self.ols_theta)]
+        widths = [max(default, *(len(row[i]) + 1 for row in rows))
+                  for i, default in enumerate(COLUMN_WIDTHS)]
+        return "\n".join(f"{cells[0]:<{widths[0]}}" + "".join(f"{cell:>{width}}" for cell, width
+                                                              in zip(cells[1:], widths[1:]))
+                         for cells in [header, *rows])
+
+
+COLUMN_WIDTHS = (6, 11, 11, 11, 16, 15)  # the table's default widths: name, three values, two errors
 
 
 def _num(x):
-    """Eleven characters: six decimals while they fit, else scientific."""
-    return f"{x:11.6f}" if abs(x) < 1e3 else f"{x:11.4e}"
+    """Six decimals below 1e3 in magnitude, else scientific with four."""
+    return f"{x:.6f}" if abs(x) < 1e3 else f"{x:.4e}"

@@ -15,6 +15,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 from linreg import scratch
+from linreg.config import SCRATCH
+from linreg.result import Result
 from linreg.data import set_seed, synthetic_data
 
 from .conftest import defaults
@@ -178,3 +180,40 @@ def test_slow_growth_is_caught_at_the_end_of_the_epoch():
     assert expected["epoch_losses"][0] > GROWTH_LIMIT * expected["initial_loss"]
     with pytest.raises(Diverged, match="diverged at epoch 1, iteration 20$"):
         scratch.train(config, start=START)
+
+
+MAGNITUDES = [1e15, -1e15, 999.9999999, -999.9999999, -500.0, 123456.789, -1e-30, 1e-30, 0.0]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_table_is_readable_at_every_magnitude_validation_allows(seed):
+    # Any mix of accepted magnitudes and signs, over 1, 3 or 11 inputs: every
+    # row splits into its six cells, each cell reads back as its number, and
+    # every column ends at one place on every line.
+    rng = random.Random(seed)
+    k = rng.choice([1, 3, 11])
+    values = lambda n: tuple(rng.choice(MAGNITUDES) * rng.choice([1, -1]) for _ in range(n))
+    config = SCRATCH.replace(true_w=values(k), true_b=values(1)[0])
+    result = Result("scratch", config, w=values(k), b=values(1)[0], ols_w=values(k), ols_b=values(1)[0],
+                    initial_loss=0.0, epoch_losses=(), batch_losses=(), moving_losses=(), train_seconds=0.0,
+                    interrupted=None)
+    lines = result.table().splitlines()
+    ends = [[m.end() for m in re.finditer(r"\S+", line)][-5:] for line in lines]  # the five right-aligned
+    assert all(e == ends[0] for e in ends[1:]), result.table()
+    for line, name, t, l, o in zip(lines[1:], [f"w[{i}]" for i in range(k)] + ["b"],
+                                   result.true_theta, result.theta, result.ols_theta):
+        cells = line.split()
+        assert cells[0] == name and len(cells) == 6
+        for cell, x in zip(cells[1:4], (t, l, o)):
+            # Six decimals below 1e3, else five significant digits: the printed precision.
+            assert abs(float(cell) - x) <= max(5e-7, 5e-5 * abs(x)), (cell, x)
+        for cell, x in zip(cells[4:], (abs(l - t), abs(l - o))):
+            assert abs(float(cell) - x) <= 5e-3 * x, (cell, x)  # three significant digits
+
+
+def test_the_table_keeps_its_widths_at_the_tutorials_magnitudes():
+    code, out, _ = run_main(scratch, ["--quiet", "--epochs", "1"])
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 4
+    assert lines[0] == f"{'':6}{'true':>11}{'learned':>11}{'OLS':>11}{'|learned-true|':>16}{'|learned-OLS|':>15}"
+    assert all(len(line) == 70 for line in lines)
