@@ -2,7 +2,8 @@
 
 A checkpoint is two files: PATH, the parameters in MXNet's own format
 (scratch: `nd.save` of {'w': (k, 1), 'b': (1,)}; Gluon: `net.save_parameters`,
-keys '0.weight' (1, k) and '0.bias' (1,)), and PATH.json, a sidecar with the
+keys '0.weight' (1, k) and '0.bias' (1,); reading also takes a Dense(1) that
+MXNet's own APIs saved, see dense_keys), and PATH.json, a sidecar with the
 implementation, the config, the result and the SHA-256 of PATH.
 
 Two files cannot be renamed at once, so the sidecar is the journal. A save
@@ -107,18 +108,45 @@ def parse_params(data):
     return params
 
 
+def dense_keys(params):
+    """(weight key, bias key) of a one-layer Dense(1) saved by MXNet's own APIs, else None.
+
+    Recognised by shape, not name: MXNet names the same two arrays '0.weight'
+    (save_parameters of a Sequential or HybridSequential), 'weight' (of a bare
+    Dense), 'dense0_weight' (collect_params().save), 'arg:dense0_weight'
+    (export), or anything (nd.save of a dict). A Dense(1) has one weight of
+    shape (1, k) and one bias of shape (1,).
+    """
+    if len(params) != 2:
+        return None
+    weights = [key for key, a in params.items() if a.ndim == 2 and a.shape[0] == 1]
+    biases = [key for key, a in params.items() if a.shape == (1,)]
+    return (weights[0], biases[0]) if len(weights) == 1 and len(biases) == 1 else None
+
+
+def describe(params):
+    """'name (shape), ...' of parsed parameters, for an error line."""
+    return ", ".join(f"{key} {tuple(a.shape)}" for key, a in params.items()) or "no arrays"
+
+
 def identify(params):
-    """(implementation, w of shape (k,), b) of parsed parameters; ValueError if neither half's."""
-    found = next((name for name, keys in KEYS.items() if set(params) == set(keys)), None)
-    if found is None:
-        raise ValueError("neither scratch nor Gluon parameters")
-    w, b = (params[key] for key in KEYS[found])
-    expected = {"scratch": ((w.size, 1), (1,)), "gluon": ((1, w.size), (1,))}[found]
-    if (w.shape, b.shape) != expected:
-        raise ValueError(f"weights of shape {w.shape} and a bias of shape {b.shape}")
+    """(implementation, (weight key, bias key), w of shape (k,), b) of parsed parameters.
+
+    scratch's file holds w (k, 1) and b (1,); anything else that is a Dense(1)
+    (dense_keys) counts as Gluon's. ValueError, naming what was found, otherwise.
+    """
+    if set(params) == set(KEYS["scratch"]) and params["w"].ndim == 2 and params["w"].shape[1] == 1 \
+            and params["b"].shape == (1,):
+        found, keys = "scratch", KEYS["scratch"]
+    elif dense_keys(params):
+        found, keys = "gluon", dense_keys(params)
+    else:
+        raise ValueError(f"found {describe(params)}; expected a Dense(1)'s weight (1, k) and bias (1,), "
+                         "under any names, or scratch's w (k, 1) and b (1,)")
+    w, b = (params[key] for key in keys)
     if not (np.isfinite(w).all() and np.isfinite(b).all()):
         raise ValueError("parameters that are not finite (NaN or infinity)")
-    return found, w.reshape(-1).astype(np.float64), float(b[0])
+    return found, keys, w.reshape(-1).astype(np.float64), float(b[0])
 
 
 def save(path, result, save_params):
@@ -126,7 +154,7 @@ def save(path, result, save_params):
     w32, b32 = np.float32(result.w), np.float32(result.b)
 
     def check_params(data):
-        implementation, w, b = identify(parse_params(data))
+        implementation, _, w, b = identify(parse_params(data))
         if implementation != result.implementation or not (np.array_equal(w, w32) and b == b32):
             raise ValueError("other parameters than the ones saved")
 
@@ -185,14 +213,14 @@ def read(path, implementation=None):
         raise CheckpointError(f"{path} cannot be read: {e.strerror}") from None
     expected = _sidecar_implementation(path, sha256(data))
     try:
-        found, w, b = identify(parse_params(data))
+        found, keys, w, b = identify(parse_params(data))
     except ValueError as e:
         raise CheckpointError(f"{path} is not a linreg parameter file: {e}") from None
     if expected is not None and expected != found:
         raise CheckpointError(f"{sidecar(path)} says {expected!r}, the parameters are {found}")
     if implementation is not None and found != implementation:
         raise CheckpointError(f"{path} holds {found} parameters, not {implementation}")
-    _check_mxnet_agrees(path, found, w, b)
+    _check_mxnet_agrees(path, data, keys, w, b)
     return found, w, b
 
 
@@ -221,9 +249,13 @@ def _sidecar_implementation(path, digest):
     raise CheckpointError(f"{path} does not match its sidecar {sidecar(path)}")
 
 
-def _check_mxnet_agrees(path, implementation, w, b):
-    """MXNet's own reader, on a file already checked, must read the same numbers."""
-    loaded = nd.load(path)
-    w_key, b_key = KEYS[implementation]
+def _check_mxnet_agrees(path, data, keys, w, b):
+    """MXNet's own reader, on the very bytes already checked, must read the same numbers.
+
+    The file is read once: MXNet parses the checked bytes in memory, so a
+    file swapped after the check cannot reach its reader.
+    """
+    loaded = nd.load_frombuffer(data)
+    w_key, b_key = keys
     if not (np.array_equal(loaded[w_key].asnumpy().reshape(-1), w) and loaded[b_key].asnumpy()[0] == b):
         raise CheckpointError(f"{path}: MXNet reads other numbers than its header says")

@@ -192,6 +192,13 @@ def load_mxnet():
     """
     try:
         check_library()
+        if os.environ.get("DMLC_ROLE", "worker") != "worker":
+            # Any other role makes `import mxnet` a parameter server or scheduler (at
+            # mxnet/kvstore/kvstore_server.py:_init_kvstore_server_module), which trusts the rest.
+            from . import dmlc
+            trouble = dmlc.problem(os.environ)
+            if trouble:
+                raise Unavailable(trouble)
         import numpy
         restore_numpy_names(numpy)
         if importlib.util.find_spec("distutils") is None:

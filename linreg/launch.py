@@ -23,8 +23,8 @@ import time
 
 from .cli import EXIT_USAGE, Parser, fail
 from .files import STOP_SIGNALS
-from .recipe import LOOPBACK as HOST
-from .recipe import cluster_env
+from .dmlc import LOOPBACK as HOST
+from .dmlc import MAX_PROCESSES, cluster_env
 
 EXIT_FAILED = 1  # a child exited non-zero
 EXIT_TIMEOUT = 124  # as timeout(1)
@@ -34,6 +34,8 @@ GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping children
 # it exits, and here they are gone before it is; still running after this,
 # they were never used.
 SHUTDOWN_GRACE = 10.0
+LONELY_NOTICE = 5.0  # seconds after a worker finished alone before the launcher says so
+READER_GRACE = 1.0  # seconds to wait for a failed child's last line (a grandchild may hold its pipe)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -59,6 +61,7 @@ class Cluster:
         self.out, self.lock = out, threading.Lock()
         self.children, self.readers = [], []
         self.output_closed = False  # set by a reader when writing to `out` failed
+        self.last_lines = {}  # label -> the last line the child printed
         self.stops = []  # stop signals received, noted by the handler and acted on by wait()
 
     def start(self):
@@ -92,6 +95,8 @@ class Cluster:
         # Read to the end even once the output is closed: a child blocked on a
         # full pipe would never exit.
         for line in iter(stream.readline, b""):
+            if line.strip():
+                self.last_lines[label] = line.decode(errors="replace").strip()
             with self.lock:
                 if self.output_closed:
                     continue
@@ -101,10 +106,17 @@ class Cluster:
                 except (OSError, ValueError, AttributeError):  # | head, a full stdout; None: closed
                     self.output_closed = True
 
+    def notice(self, text):
+        try:
+            print(f"python -m linreg.launch: {text}", file=sys.stderr, flush=True)
+        except (OSError, ValueError, AttributeError):  # a lost stderr
+            pass
+
     def wait(self, timeout, shutdown_grace=SHUTDOWN_GRACE):
         """None when every child exited 0, else (exit code, one-line reason)."""
         deadline = time.monotonic() + timeout
         workers_done = None  # when every worker had exited 0
+        first_done, noticed = None, False  # when some worker had exited 0, the others not; said so
         while True:
             if self.stops:
                 name = signal.Signals(self.stops[0]).name
@@ -113,13 +125,26 @@ class Cluster:
             failed = [(label, code) for label, _, code in codes if code not in (None, 0)]
             if failed:
                 label, code = failed[0]
-                return EXIT_FAILED, f"{label} exited with code {code}; stopped the others"
+                # Its reader ends at its output's end: then its last line, which may say why, is in.
+                self.readers[[child_label for child_label, _, _ in self.children].index(label)].join(READER_GRACE)
+                said = f" ({self.last_lines[label]})" if label in self.last_lines else ""
+                # A child that refused its input (exit 2, the workers' flags differ) is bad input here too.
+                return (EXIT_USAGE if code == EXIT_USAGE else EXIT_FAILED,
+                        f"{label} exited with code {code}{said}; stopped the others")
             if self.output_closed:
                 return EXIT_FAILED, "the output was closed; stopped the cluster"
             if all(code == 0 for _, _, code in codes):
                 return None
             if workers_done is None and all(code == 0 for _, role, code in codes if role == "worker"):
                 workers_done = time.monotonic()
+            done = [label for label, role, code in codes if role == "worker" and code == 0]
+            if done and workers_done is None:
+                first_done = first_done or time.monotonic()
+                if not noticed and time.monotonic() > first_done + LONELY_NOTICE:
+                    noticed = True
+                    running = ", ".join(label for label, role, code in codes if role == "worker" and code is None)
+                    self.notice(f"{', '.join(done)} finished {LONELY_NOTICE:g} s ago and {running} still "
+                                "runs: in dist_sync it may be waiting on steps the finished ones will not take")
             if workers_done is not None and time.monotonic() > workers_done + shutdown_grace:
                 return EXIT_FAILED, ("the workers exited without using the parameter server "
                                      "(no --kvstore dist_*?); stopped the scheduler and servers")
@@ -141,7 +166,7 @@ class Cluster:
                 _signal(child, signal.SIGKILL)
                 child.wait()
         for reader in self.readers:
-            reader.join(timeout=1.0)
+            reader.join(timeout=READER_GRACE)
 
 
 def die_with_parent():
@@ -185,10 +210,9 @@ def main(argv=None):
     parser.add_argument("command", nargs="+", metavar="COMMAND",
                         help="the program and its arguments, after --")
     args = parser.parse_args(argv)
-    if args.num_workers < 1:
-        parser.error(f"--num-workers must be at least 1, got {args.num_workers}")
-    if args.num_servers < 1:
-        parser.error(f"--num-servers must be at least 1, got {args.num_servers}")
+    for name in ("num_workers", "num_servers"):
+        if not 1 <= getattr(args, name) <= MAX_PROCESSES:
+            parser.error(f"--{name.replace('_', '-')} must be from 1 to {MAX_PROCESSES}, got {getattr(args, name)}")
     for name in ("timeout", "shutdown_grace"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name):g}")

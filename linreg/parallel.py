@@ -9,13 +9,15 @@ each worker's part over its devices by split_and_load.
 """
 
 import functools
+import hashlib
 import os
 
 import mxnet as mx
+import numpy as np
 from mxnet import autograd, gluon as mx_gluon, nd
 
-from . import fast, gluon
-from .config import CONTEXT, GLUON, ConfigError
+from . import dmlc, fast, gluon
+from .config import CONTEXT, GLUON, ConfigError, flag
 
 
 def contexts(names):
@@ -36,11 +38,64 @@ def open_kvstore(name):
     """(kvstore for the Trainer, rank, number of workers); a dist store joins its cluster."""
     if not name.startswith("dist"):
         return name, 0, 1
-    if os.environ.get("DMLC_ROLE") != "worker":
+    if not any(key.startswith("DMLC_") for key in os.environ):
         raise ConfigError("kvstore", f"{name} runs as a worker of a parameter-server cluster: "
                                      "start it with python -m linreg.launch -n WORKERS -- COMMAND")
+    trouble = dmlc.problem(os.environ)  # before ps-lite reads them: it would abort or crash
+    if trouble:
+        raise ConfigError("kvstore", f"{name}: {trouble}")
     kv = mx.kv.create(name)
     return kv, kv.rank, kv.num_workers
+
+
+# What every worker of one cluster must share: the steps it takes, and the
+# flags behind its data, model and update. Not --ctx: each worker splits its
+# part of a batch over devices of its own.
+SHARED = ("num_examples", "true_w", "true_b", "noise", "batch_size", "epochs", "lr", "init_sigma", "seed", "fast")
+AGREE_KEY = 1000  # a kvstore key no Parameter uses: the Trainer's are 0, 1, ...
+
+
+def dist_steps(config):
+    """The steps a worker of a dist store takes: its whole batches (full_batches) of every epoch."""
+    n, batch = config.num_examples, config.batch_size
+    return config.epochs * (1 if batch >= n else n // batch)
+
+
+def _exact(value):
+    """A float64 that stands exactly for a flag's value: numbers as they are, a tuple by 52 bits of its hash."""
+    if isinstance(value, tuple):
+        return float(int(hashlib.sha256(repr(value).encode()).hexdigest()[:13], 16))
+    return float(value)
+
+
+def check_workers_agree(kv, rank, num_workers, config):
+    """Raise ConfigError on every worker, before the first step, if the workers' configurations differ.
+
+    In dist_sync every step waits for every worker: one that will take fewer
+    steps leaves the others waiting forever. Each worker pushes a table with
+    its own row filled; the servers, which have no optimizer yet, store the
+    sum of the pushes, so every worker pulls every row.
+    """
+    facts = {"steps": dist_steps(config), **{name: getattr(config, name) for name in SHARED}}
+    mine = np.zeros((num_workers, len(facts)))
+    mine[rank] = [_exact(value) for value in facts.values()]
+    kv.init(AGREE_KEY, nd.zeros(mine.shape, dtype="float64"))
+    kv.push(AGREE_KEY, nd.array(mine, dtype="float64"))
+    table = nd.zeros(mine.shape, dtype="float64")
+    kv.pull(AGREE_KEY, out=table)
+    table = table.asnumpy()
+    differ = [j for j in range(len(facts)) if (table[:, j] != table[0, j]).any()]
+    if not differ:
+        return
+    names = list(facts)
+    steps = table[:, 0]
+    head = (f"worker {steps.argmax()} takes {steps.max():.0f} steps, worker {steps.argmin()} takes "
+            f"{steps.min():.0f}: " if 0 in differ else "")
+    flags = [f"{flag(names[j])} " + ("differs" if isinstance(facts[names[j]], tuple) else
+                                     ", ".join(f"{table[r, j]:g} on worker {r}" for r in range(num_workers)))
+             for j in differ if j]
+    raise ConfigError("kvstore", f"{config.kvstore}: the workers disagree: {head}{'; '.join(flags)}; "
+                                 "start every worker with the same flags")
 
 
 def worker_part(batch, rank, num_workers):
@@ -86,6 +141,8 @@ def parallel_parts(config, start):
     if min(config.batch_size, config.num_examples) < num_workers * len(ctx):
         raise ConfigError("batch_size", f"must be at least the number of workers times devices, "
                                         f"{num_workers} x {len(ctx)}, and so must --num-examples")
+    if is_dist(config) and "async" not in config.kvstore:
+        check_workers_agree(kvstore, rank, num_workers, config)
     if config.fast:
         parts = fast.fast_parts(config, start, ctx)
     else:

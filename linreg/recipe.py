@@ -15,41 +15,10 @@ host address belongs to this machine (--no-check to print lines for another).
 """
 
 import ipaddress
-import socket
 import sys
 
 from .cli import EXIT_USAGE, EXIT_WRITE, Output, Parser, fail
-
-ROLES = ("scheduler", "server", "worker")
-LOOPBACK = "127.0.0.1"
-PORT = 9091  # the port of MXNet's own examples
-
-
-def cluster_env(role, num_workers, num_servers, port=PORT, scheduler=LOOPBACK, host=LOOPBACK, interface="lo"):
-    """The DMLC_* variables ps-lite reads, for one process of the cluster."""
-    return {
-        "DMLC_ROLE": role,
-        "DMLC_PS_ROOT_URI": scheduler,
-        "DMLC_PS_ROOT_PORT": str(port),
-        "DMLC_NODE_HOST": host,
-        "DMLC_INTERFACE": interface,
-        "DMLC_NUM_SERVER": str(num_servers),
-        "DMLC_NUM_WORKER": str(num_workers),
-    }
-
-
-def check_here(host, interface):
-    """Raise ValueError unless interface exists here and host is an address of this machine."""
-    try:
-        socket.if_nametoindex(interface)
-    except OSError:
-        raise ValueError(f"no interface {interface!r} on this machine") from None
-    with socket.socket() as s:
-        try:
-            s.bind((host, 0))
-        except OSError:
-            raise ValueError(f"{host} is not an address of this machine") from None
-
+from .dmlc import MAX_PROCESSES, PORT, ROLES, check_here, cluster_env
 
 def main(argv=None):
     """Parse, check, print the variables one a line."""
@@ -75,8 +44,8 @@ def main(argv=None):
             parser.error(f"--{name} takes an IPv4 address such as 10.0.0.1, got {getattr(args, name)!r}")
     if not 0 < args.port < 65536:
         parser.error(f"--port must be in 1..65535, got {args.port}")
-    if args.num_workers < 1 or args.num_servers < 1:
-        parser.error("--num-workers and --num-servers must be at least 1")
+    if not (1 <= args.num_workers <= MAX_PROCESSES and 1 <= args.num_servers <= MAX_PROCESSES):
+        parser.error(f"--num-workers and --num-servers must be from 1 to {MAX_PROCESSES}")
     if not args.no_check:
         try:
             check_here(args.host, args.interface)

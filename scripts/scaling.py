@@ -41,11 +41,11 @@ def run(argv, workers=None):
 def run_hosts(argv, workers):
     """run() across network namespaces: the scheduler and server on one host, a worker on each other.
 
-    Started by the recipe (linreg.recipe.cluster_env), so the traffic crosses
+    Started by the recipe (linreg.dmlc.cluster_env), so the traffic crosses
     veth interfaces and a bridge instead of loopback (scripts/testhosts.py).
     """
     import testhosts
-    from linreg.recipe import cluster_env
+    from linreg.dmlc import cluster_env
     command = ["timeout", "300", sys.executable, "-m", "linreg.gluon", "--fast", "--json", "--kvstore", "dist_sync",
                *argv]
     with testhosts.Hosts(workers + 1) as hosts:

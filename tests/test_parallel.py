@@ -86,12 +86,58 @@ def gluon_command(*args):
     return ["--", sys.executable, "-m", "linreg.gluon", *args]
 
 
+def differing(flag, first, other, tmp_path):
+    """A launch command whose first worker to start gets `flag first`, every other process `flag other`."""
+    claim = tmp_path / "first"
+    return ["--", "sh", "-c", f'V={other}; [ "$DMLC_ROLE" = worker ] && mkdir {claim} 2>/dev/null && V={first}; '
+            f'exec "$0" -m linreg.gluon --kvstore dist_sync --quiet --fast {flag} "$V"', sys.executable]
+
+
+@pytest.mark.parametrize("flag, first, other, says", [
+    ("--epochs", 1, 3, r"worker ([01]) takes 300 steps, worker (?!\1)[01] takes 100: --epochs [13] on worker 0, "
+                       r"[13] on worker 1"),
+    ("--num-examples", 1000, 500, r"worker [01] takes 300 steps, worker [01] takes 150: --num-examples "),
+    ("--lr", 0.001, 0.002, r"--lr 0\.00[12] on worker 0, 0\.00[12] on worker 1"),
+    ("--true-w=", "1,2", "1,3", r"--true-w differs"),
+])
+def test_workers_that_would_disagree_stop_before_the_first_step(tmp_path, flag, first, other, says):
+    marker = uuid.uuid4().hex
+    if flag.endswith("="):  # a value that looks like a flag
+        command = differing("", f"{flag}{first}", f"{flag}{other}", tmp_path)
+    else:
+        command = differing(flag, first, other, tmp_path)
+    proc = launch("-n", "2", "--timeout", str(LAUNCH_BOUND), *command, marker=marker)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "the workers disagree: " in last and re.search(says, last), last
+    assert last.endswith("start every worker with the same flags); stopped the others")
+    assert "Epoch" not in proc.stdout and "|learned-true|" not in proc.stdout  # no step taken, no table
+    assert processes_with(marker) == []
+
+
+def test_a_worker_that_finished_alone_is_reported_within_seconds():
+    marker = uuid.uuid4().hex
+    # The first worker to start finishes at once, the other never does: in a
+    # real cluster, one waiting on steps the finished one will not take.
+    claim = f"/tmp/linreg-lonely-{marker}"
+    proc = launch("-n", "2", "--timeout", "20", "--", "sh", "-c",
+                  f'[ "$DMLC_ROLE" = worker ] && mkdir {claim} 2>/dev/null && exit 0; exec sleep 60', marker=marker)
+    os.rmdir(claim)
+    assert proc.returncode == 124
+    assert re.search(r"python -m linreg.launch: worker [01] finished 5 s ago and worker [01] still runs: in "
+                     r"dist_sync it may be waiting on steps the finished ones will not take\n", proc.stderr)
+    assert processes_with(marker) == []
+
+
 def test_a_failing_worker_stops_the_cluster():
     marker = uuid.uuid4().hex
     proc = launch("-n", "2", "--timeout", str(LAUNCH_BOUND),
                   *gluon_command("--kvstore", "dist_sync", "--batch-size", "0"), marker=marker)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].endswith("exited with code 2; stopped the others")
+    # A worker that refused its input is bad input for the launch too: exit 2, its line quoted.
+    assert proc.returncode == 2
+    assert re.fullmatch(r"python -m linreg.launch: error: worker [01] exited with code 2 \(python -m linreg.gluon: "
+                        r"error: --batch-size must be at least 1, got 0 \(see --help\)\); stopped the others",
+                        proc.stderr.strip().splitlines()[-1])
     # Whichever worker fails first, the launcher stops the other: one error line is enough.
     assert re.search(r"\[worker [01]\] python -m linreg.gluon: error: --batch-size", proc.stdout)
     assert processes_with(marker) == []

@@ -1,0 +1,101 @@
+"""The DMLC_* variables of an MXNet parameter-server cluster: what they are, and what ps-lite can take.
+
+MXNet's kvstore (ps-lite) reads its cluster from the environment, and trusts
+it: a missing variable is a C++ abort, a missing port a segmentation fault,
+and any DMLC_ROLE but "worker" turns `import mxnet` itself into a server or
+scheduler. `problem(environ)` checks them all together before MXNet sees them.
+No mxnet here: linreg.compat calls it before mxnet is imported.
+"""
+
+import ipaddress
+import re
+import socket
+
+ROLES = ("scheduler", "server", "worker")
+LOOPBACK = "127.0.0.1"
+PORT = 9091  # the port of MXNet's own examples
+# ps-lite numbers its nodes 8 + 2k in a C int and opens a socket to each: far
+# beyond any cluster this example runs, and far below where either breaks.
+MAX_PROCESSES = 1024
+REQUIRED = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_WORKER", "DMLC_NUM_SERVER")
+HOW = "python -m linreg.recipe prints a process's variables; python -m linreg.launch sets them on one host"
+
+
+def cluster_env(role, num_workers, num_servers, port=PORT, scheduler=LOOPBACK, host=LOOPBACK, interface="lo"):
+    """The DMLC_* variables ps-lite reads, for one process of the cluster."""
+    return {
+        "DMLC_ROLE": role,
+        "DMLC_PS_ROOT_URI": scheduler,
+        "DMLC_PS_ROOT_PORT": str(port),
+        "DMLC_NODE_HOST": host,
+        "DMLC_INTERFACE": interface,
+        "DMLC_NUM_SERVER": str(num_servers),
+        "DMLC_NUM_WORKER": str(num_workers),
+    }
+
+
+def check_here(host, interface):
+    """Raise ValueError unless interface exists here and host is an address of this machine."""
+    try:
+        socket.if_nametoindex(interface)
+    except (OSError, ValueError):  # ValueError: a NUL in the name
+        raise ValueError(f"no interface {interface!r} on this machine") from None
+    with socket.socket() as s:
+        try:
+            s.bind((host, 0))
+        except OSError:
+            raise ValueError(f"{host} is not an address of this machine") from None
+
+
+def _address(value):
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return "an IPv4 address such as 10.0.0.1"
+    return None
+
+
+def _in(value, low, high):
+    """True if value is decimal digits (leading zeros allowed, as C's atoi reads them) from low to high."""
+    digits = value.lstrip("0")
+    return re.fullmatch(r"[0-9]+", value) is not None and len(digits) <= 6 and low <= int(digits or "0") <= high
+
+
+def _count(value):
+    return None if _in(value, 1, MAX_PROCESSES) else f"a whole number from 1 to {MAX_PROCESSES}"
+
+
+def _port(value):
+    return None if _in(value, 1, 65535) else "a port from 1 to 65535"
+
+
+def _interface(value):
+    try:
+        socket.if_nametoindex(value)
+    except (OSError, ValueError):
+        return "an interface of this machine (ip link lists them)"
+    return None
+
+
+CHECKS = {  # variable: what it must be, as a function of its value (None: fine)
+    "DMLC_ROLE": lambda v: None if v in ROLES else "scheduler, server or worker",
+    "DMLC_PS_ROOT_URI": _address,
+    "DMLC_PS_ROOT_PORT": _port,
+    "DMLC_NUM_WORKER": _count,
+    "DMLC_NUM_SERVER": _count,
+    "DMLC_NODE_HOST": _address,  # optional
+    "DMLC_INTERFACE": _interface,  # optional
+}
+
+
+def problem(environ):
+    """One line on the first DMLC_* variable ps-lite could not take, or None if it can take them all."""
+    for name in REQUIRED:
+        if name not in environ:
+            return f"{name} is not set: a cluster process needs {', '.join(REQUIRED)} ({HOW})"
+    for name, check in CHECKS.items():
+        if name in environ:
+            expected = check(environ[name])
+            if expected:
+                return f"{name}={environ[name]!r} is not {expected} ({HOW})"
+    return None
