@@ -3,18 +3,26 @@
 mxnet 1.9.1 (2022, the last release) reads numpy names at import time that
 numpy has since removed, and imports distutils, which Python 3.12 removed;
 its libmxnet.so needs GCC's OpenMP runtime and libquadmath from the system.
-`load_mxnet()` checks the library loads, adds each missing name to numpy, then
-imports mxnet; a name numpy still has is never replaced. The restored constants are the real values;
-the restored functions exist only so that mxnet's import-time tables can name
-them, and raise a clear error if anything calls them. `linreg/__init__.py`
-calls `load_mxnet()` before any of linreg imports mxnet, so every entry point
-(`python -m linreg.*`, the scripts, the tests) goes through here.
+`prepare()` checks the library loads and adds each missing name to numpy; a
+name numpy still has is never replaced. The restored constants are the real
+values; the restored functions exist only so that mxnet's import-time tables
+can name them, and raise a clear error if anything calls them. After mxnet's
+import, `fork_dataloader_workers()` gives its DataLoader the start method it
+needs.
+
+Two ways in. `linreg/__init__.py` calls `load_mxnet()` before any of linreg
+imports mxnet, so every entry point (`python -m linreg.*`, the scripts, the
+tests) goes through here, with one line and an exit code where mxnet cannot
+load. And the environment scripts/venv.sh makes has a .pth file that runs
+`install_hook()` at start-up, loading this file on its own (not the linreg
+package, which would import mxnet in every Python started there): then a
+learner's own `from mxnet import nd` gets the same, whenever mxnet is first
+imported. So this module imports nothing heavy at its top.
 """
 
-import ctypes
+import importlib.machinery
 import importlib.util
 import math
-import multiprocessing
 import os
 import re
 import sys
@@ -106,6 +114,7 @@ def check_library():
     library = os.path.join(spec.submodule_search_locations[0], "libmxnet.so")
     if not os.path.exists(library):
         return  # a build of mxnet laid out otherwise: let its own loader look
+    import ctypes
     try:
         ctypes.CDLL(library, ctypes.RTLD_LOCAL)  # the same call as mxnet/base.py's _load_lib
     except OSError as e:
@@ -176,8 +185,61 @@ def fork_dataloader_workers(mxnet):
     Before 3.14 fork was Linux's default, so nothing changes there; the
     caller's own multiprocessing keeps its default.
     """
+    import multiprocessing
     if "fork" in multiprocessing.get_all_start_methods():
         mxnet.gluon.data.dataloader.multiprocessing = ForkingMultiprocessing(multiprocessing)
+
+
+def prepare():
+    """What mxnet's import needs first: its library loads, numpy has the names it reads, distutils is there.
+
+    Raises Unavailable, with one line, where it cannot be had.
+    """
+    check_library()
+    import numpy
+    restore_numpy_names(numpy)
+    if importlib.util.find_spec("distutils") is None:
+        # mxnet/numpy_op_fallback.py:20  from distutils.version import StrictVersion
+        raise Unavailable("mxnet 1.9.1 imports distutils, which Python 3.12 removed: "
+                          "install setuptools, which provides it (pip install setuptools)")
+
+
+class _PreparedLoader:
+    """mxnet's own loader, with prepare() before it runs and the DataLoader's start method after."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        prepare()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # distutils, numpy 1.23's np.bool
+            self.loader.exec_module(module)
+        fork_dataloader_workers(module)
+
+    def __getattr__(self, name):  # is_package, get_resource_reader, ...: the real loader's
+        return getattr(self.loader, name)
+
+
+class MXNetHook:
+    """A meta-path finder for mxnet alone: it finds mxnet where Python would, and prepares its import."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "mxnet":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PreparedLoader(spec.loader)
+        return spec
+
+
+def install_hook():
+    """Put MXNetHook first on sys.meta_path, once; a no-op once mxnet is imported."""
+    if "mxnet" not in sys.modules and not any(type(f).__name__ == "MXNetHook" for f in sys.meta_path):
+        sys.meta_path.insert(0, MXNetHook())
 
 
 def load_mxnet():
@@ -191,7 +253,6 @@ def load_mxnet():
     with one line and exit 130; an interactive session gets the exception.
     """
     try:
-        check_library()
         if os.environ.get("DMLC_ROLE", "worker") != "worker":
             # Any other role makes `import mxnet` a parameter server or scheduler (at
             # mxnet/kvstore/kvstore_server.py:_init_kvstore_server_module), which trusts the rest.
@@ -199,12 +260,7 @@ def load_mxnet():
             trouble = dmlc.problem(os.environ)
             if trouble:
                 raise Unavailable(trouble)
-        import numpy
-        restore_numpy_names(numpy)
-        if importlib.util.find_spec("distutils") is None:
-            # mxnet/numpy_op_fallback.py:20  from distutils.version import StrictVersion
-            raise Unavailable("mxnet 1.9.1 imports distutils, which Python 3.12 removed: "
-                              "install setuptools, which provides it (pip install setuptools)")
+        prepare()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             import mxnet

@@ -59,7 +59,7 @@ def save_params(path, w, b):
 
 # The loss -----------------------------------------------------------------
 
-def squared_loss(y_hat, y):
+def square_loss(y_hat, y):
     """(y_hat - y)^2 per example, with no 1/2.
 
     y is reshaped to y_hat's shape: y of shape (n,) against y_hat of shape
@@ -99,16 +99,16 @@ def train(config=SCRATCH, verbose=False, start=None):
     features, labels = make_data(config)
     w, b = init_params(config.num_inputs, config.init_sigma, start)
     progress = Progress(config, step_size(config), curvature(features), verbose)
-    progress.start(squared_loss(net(features, w, b), labels))
+    progress.start(square_loss(net(features, w, b), labels))
     with progress.training():
         for epoch in range(1, config.epochs + 1):
             for X, y in data_iter(config.batch_size, features, labels):
                 with autograd.record():
-                    l = squared_loss(net(X, w, b), y)
+                    l = square_loss(net(X, w, b), y)
                 l.backward()
                 sgd([w, b], config.lr)
                 progress.batch(epoch, l)
-            progress.epoch(epoch, squared_loss(net(features, w, b), labels))
+            progress.epoch(epoch, square_loss(net(features, w, b), labels))
     return Result.of(IMPLEMENTATION, config, w, b, features, labels, progress)
 
 

@@ -55,7 +55,7 @@ choose_python() {
         "install one (Debian/Ubuntu: apt install python3 python3-venv), or set PYTHON=/path/to/python3.X"
 }
 
-pins_hash="$(cat "$root/setup.py" "$root/pins.txt" | sha256sum | cut -d' ' -f1)"
+pins_hash="$(cat "$root/setup.py" "$root/pins.txt" "$root/scripts/venv.sh" | sha256sum | cut -d' ' -f1)"
 python_id="$(choose_python)"
 python="${python_id% *}"
 if [ "$(cat "$installed" 2>/dev/null)" != "$python_id $pins_hash" ]; then
@@ -68,9 +68,20 @@ if [ "$(cat "$installed" 2>/dev/null)" != "$python_id $pins_hash" ]; then
     echo "installing uv, then mxnet 1.9.1, numpy, matplotlib and the test tools (about 300 MB)" >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check uv >&2 \
         || fail "could not install uv from the package index; rerun to retry from scratch"
-    "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" \
+    "$venv/bin/uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" \
         --override "$root/pins.txt" -e "$root[test]" >&2 \
         || fail "installing linreg into $venv failed (see above); rerun to retry from scratch"
+    # A learner's own `from mxnet import nd` here gets linreg.compat as linreg's does: a .pth file
+    # that installs its import hook at start-up, without importing mxnet (docs/install.md).
+    "$venv/bin/python" - "$root/linreg/compat.py" <<'PTH' \
+        || fail "could not write the mxnet import hook into $venv; rerun to retry from scratch"
+import os, sys, sysconfig
+line = ("import importlib.util as u, os; p = %r; s = os.path.exists(p) and u.spec_from_file_location("
+        "'linreg_mxnet_hook', p); m = s and u.module_from_spec(s); m and (s.loader.exec_module(m) "
+        "or m.install_hook())\n" % sys.argv[1])
+with open(os.path.join(sysconfig.get_paths()["purelib"], "linreg-mxnet.pth"), "w") as f:
+    f.write(line)
+PTH
     echo "$python_id $pins_hash" > "$installed"
 fi
 if [ "$(cat "$ready" 2>/dev/null)" != "$python_id $pins_hash" ]; then

@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import sysconfig
 
 import numpy
 import pytest
@@ -66,13 +67,43 @@ def test_restoring_adds_only_what_is_missing(monkeypatch):
     assert numpy.NINF is sentinel and numpy.PZERO == 0.0
 
 
+def hook_installed():
+    """The .pth that scripts/venv.sh writes is in this environment; skip (fail in CI) where it is not."""
+    pth = os.path.join(sysconfig.get_paths()["purelib"], "linreg-mxnet.pth")
+    if not os.path.exists(pth):
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs in the environment scripts/venv.sh makes, but {pth} is missing")
+        pytest.skip("not the environment scripts/venv.sh makes: no linreg-mxnet.pth")
+
+
+def test_a_learners_own_mxnet_import_gets_the_compatibility_module():
+    # No linreg first: `from mxnet import nd` as the tutorial writes it, silent under -W error
+    # (numpy 1.23's np.bool and 3.11's distutils warn; numpy 2 lacks np.PZERO), and it trains.
+    hook_installed()
+    code = ("from mxnet import nd, autograd, gluon; import sys; "
+            "w = nd.array([1.0]); w.attach_grad()\n"
+            "with autograd.record(): l = (w * 3 - 6) ** 2\n"
+            "l.backward(); print(w.grad.asscalar(), 'linreg' in sys.modules)")
+    proc = python(code, "-W", "error")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout == "-18.0 False\n"  # d/dw (3w - 6)^2 = 6(3w - 6) at w = 1; linreg never imported
+
+
+def test_the_hook_costs_a_python_start_nothing_of_mxnet():
+    hook_installed()
+    proc = python("import sys; print(sorted(m for m in ('mxnet', 'numpy', 'linreg', 'multiprocessing') "
+                  "if m in sys.modules))")
+    assert proc.returncode == 0 and proc.stdout == "[]\n"
+
+
 # Python 3.14 made forkserver Linux's default start method; here each start
 # method is set explicitly, so every Python runs what 3.14 and 3.15 do.
 DATALOADER = """
 import multiprocessing, sys
 if sys.argv[1] != "default":
     multiprocessing.set_start_method(sys.argv[1])
-import linreg
+if sys.argv[2] == "linreg":
+    import linreg
 from mxnet import gluon, nd
 X, y = nd.arange(40).reshape((20, 2)), nd.arange(20)
 def batches(workers):
@@ -85,9 +116,12 @@ print(multiprocessing.get_start_method())
 """
 
 
+@pytest.mark.parametrize("first", ["linreg", "mxnet"])
 @pytest.mark.parametrize("method", ["default", "forkserver", "spawn"])
-def test_dataloader_workers_give_the_same_batches_whatever_the_start_method(method):
-    proc = subprocess.run([sys.executable, "-c", DATALOADER, method], cwd=ROOT, capture_output=True,
+def test_dataloader_workers_give_the_same_batches_whatever_the_start_method(method, first):
+    if first == "mxnet":
+        hook_installed()
+    proc = subprocess.run([sys.executable, "-c", DATALOADER, method, first], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     # The caller's own choice is kept: only mxnet's DataLoader forks.

@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -40,13 +42,33 @@ def test_the_notebook_is_the_script_that_makes_it(committed):
     assert [c.source for c in committed.cells] == [c.source for c in make_notebook().build().cells]
 
 
-def test_the_notebook_runs_and_prints_its_committed_outputs(committed):
-    fresh = nbformat.from_dict(committed)
+def cleared(nb):
+    fresh = nbformat.from_dict(nb)
     for cell in fresh.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    return fresh
+
+
+def test_the_notebook_runs_and_prints_its_committed_outputs(committed):
+    fresh = cleared(committed)
     make_notebook().execute(fresh)  # raises CellExecutionError on the first failing cell
     assert printed(fresh) == printed(committed)
     assert all(o.output_type != "error" for c in fresh.cells for o in c.get("outputs", []))
     figures = [o for c in fresh.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(figures) == 3  # the data, the loss, the fit: drawn inline
+
+
+def test_the_notebook_runs_on_a_kernel_registered_from_this_environment(committed, tmp_path, monkeypatch):
+    # The README's route for a Jupyter installed elsewhere: register this environment's kernel,
+    # choose it. Here the kernel is registered under a prefix of the test's own, which the
+    # client finds through JUPYTER_PATH, and nothing is written to the user's Jupyter folders.
+    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(tmp_path), "--name",
+                    "linreg-test", "--display-name", "linreg (MXNet 1.9.1)"], check=True, capture_output=True,
+                   timeout=120)
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share" / "jupyter"))
+    fresh = cleared(committed)
+    make_notebook().execute(fresh, kernel_name="linreg-test")
+    assert printed(fresh) == printed(committed)
+    # The tutorial's last step: the trained Dense layer's parameters, and they are gluon.train's.
+    assert printed(fresh)[-2].endswith("the same as gluon.train's: True\n")

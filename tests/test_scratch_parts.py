@@ -41,9 +41,9 @@ def test_data_iter_indices_are_exact_beyond_float32(monkeypatch):
     assert y.asnumpy().tolist() == [n - 1, n - 2]
 
 
-def test_squared_loss_keeps_one_column():
+def test_square_loss_keeps_one_column():
     y_hat, y = nd.ones((4, 1)), nd.zeros((4,))
-    loss = scratch.squared_loss(y_hat, y)
+    loss = scratch.square_loss(y_hat, y)
     assert loss.shape == (4, 1)
     assert_allclose(loss.asnumpy(), np.ones((4, 1)))
 
@@ -53,7 +53,7 @@ def test_autograd_matches_analytic_gradient():
     X, y = synthetic_data((2.0, -3.4), 4.2, 20, 0.01)
     w, b = scratch.init_params(2, 1.0)
     with autograd.record():
-        l = scratch.squared_loss(scratch.net(X, w, b), y)
+        l = scratch.square_loss(scratch.net(X, w, b), y)
     l.backward()  # of sum_i (x_i w + b - y_i)^2
     Xn, yn, wn, bn = (a.asnumpy().astype(np.float64) for a in (X, y, w, b))
     r = Xn @ wn.reshape(-1) + bn[0] - yn
@@ -89,7 +89,7 @@ def test_gluon_step_equals_halved_loss_divided_update(batch_size):
     trainer.step(batch_size)
 
     with autograd.record():
-        l = scratch.squared_loss(scratch.net(X, w, b), y) / 2
+        l = scratch.square_loss(scratch.net(X, w, b), y) / 2
     l.backward()
     scratch.sgd([w, b], lr / batch_size)
 

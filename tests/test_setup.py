@@ -94,7 +94,7 @@ def test_the_first_supported_python_on_path_is_chosen(tmp_path, names):
 
 
 def pins_hash():
-    return hashlib.sha256(b"".join((ROOT_PATH / name).read_bytes() for name in ("setup.py", "pins.txt"))).hexdigest()
+    return hashlib.sha256(b"".join((ROOT_PATH / name).read_bytes() for name in ("setup.py", "pins.txt", "scripts/venv.sh"))).hexdigest()
 
 
 def test_an_installed_environment_without_a_system_library_is_finished_by_a_rerun(tmp_path):
