@@ -3,13 +3,15 @@
 import argparse
 import json
 import os
+import re
+import select
 import signal
 import sys
 from dataclasses import fields
 
 from . import checkpoint, plots
 from .checkpoint import CheckpointError
-from .files import CannotWrite, check_folder, check_writable
+from .files import STOP_SIGNALS, CannotWrite, check_folder, check_writable, signals_held
 from .config import ConfigError, show_value, check_memory, flag
 from .progress import Diverged, stop_signal
 
@@ -43,11 +45,35 @@ def settle_streams():
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line: 'prog: error: message'."""
 
+    def parse_args(self, args=None, namespace=None):
+        self._argv = list(sys.argv[1:] if args is None else args)  # for error()'s hint
+        return super().parse_args(args, namespace)
+
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{self._hint(message)} (see --help)\n")
+
+    def _hint(self, message):
+        """For `--true-w -1,2`: argparse takes -1,2 for a flag; say how to write it."""
+        match = re.fullmatch(r"argument (\S+): expected one argument", message)
+        argv = getattr(self, "_argv", [])
+        if match:
+            for i, word in enumerate(argv[:-1]):
+                if word in match.group(1).split("/") and argv[i + 1].startswith("-"):
+                    return f"; a value that starts with '-' goes after '=': {word}={argv[i + 1]}"
+        return ""
 
     def exit(self, status=0, message=None):
-        """Print message to stderr if it can take it, then exit with status, whatever the streams."""
+        """Print message to stderr if it can take it, then exit with status, whatever the streams.
+
+        Exiting for a stop signal, a further one would only interrupt the
+        interpreter's shutdown (MXNet's atexit hook): it is ignored.
+        """
+        if status - 128 in {sig.value for sig in STOP_SIGNALS}:
+            for sig in STOP_SIGNALS:
+                try:
+                    signal.signal(sig, signal.SIG_IGN)
+                except ValueError:  # not the main thread
+                    pass
         try:
             super().exit(status, message)
         finally:
@@ -160,11 +186,35 @@ def stop_on_signals():
             signal.signal(sig, handler)
 
 
+def write_all(stream, text):
+    """Write text to stream in full, or raise OSError.
+
+    Python's own text stream loses the rest of a large write that a signal
+    interrupts part-way (the kernel returns a short count; CPython 3.11 to
+    3.15 drop what was left), and raises BlockingIOError part-way on a
+    non-blocking descriptor. So the text goes to the descriptor here: a short
+    write is resumed, and EAGAIN waits until the descriptor can take more.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (io.StringIO): it takes all at once
+        stream.write(text)
+        return
+    stream.flush()  # what the stream still holds goes first
+    data = memoryview(text.encode(stream.encoding or "utf-8", stream.errors or "strict"))
+    while data:
+        try:
+            data = data[os.write(fd, data):]
+        except BlockingIOError:
+            select.select([], [fd], [])
+
+
 class Output:
-    """stdout that never raises: the first failure is kept, and later output dropped.
+    """stdout that never raises and never drops part of a write: the first failure is kept.
 
     So a closed, full or broken stdout does not stop training or saving; the
-    run then ends with one line and EXIT_WRITE.
+    run then ends with one line and EXIT_WRITE. Each write is whole
+    (write_all), whatever signals come, and on a non-blocking stdout too.
     """
 
     def __init__(self, stream):
@@ -172,7 +222,7 @@ class Output:
         self.error = None if stream is not None else "stdout is closed"
 
     def write(self, text):
-        self._do(lambda: self.stream.write(text))
+        self._do(lambda: write_all(self.stream, text))
         return len(text)
 
     def flush(self):
@@ -205,26 +255,36 @@ def main(argv, implementation, defaults, train, save_params):
     Exit codes: 0 done, 1 an output could not be written, 2 bad input,
     3 diverged, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (the parameters
     reached are still printed and saved).
+
+    Once the arguments are read, stop signals are only noted (files.signals_held):
+    training ends after the step one came in, and whatever comes after it,
+    any number of them, at any time, waits until the table or JSON is printed
+    and --save and the figures are written; the exit code then names the first.
     """
     parser = build_parser(defaults, implementation)
     out = Output(sys.stdout)
     stop_on_signals()
+    late = []  # stop signals after training: acted on once everything promised is done
     try:
         config, args, start = parse_args(parser, argv, implementation, defaults)
         sys.stdout = out
-        result = train(config, verbose=not (args.json or args.quiet), start=start)
-        if result.interrupted:
-            print(f"interrupted ({result.interrupted}) at iteration {len(result.batch_losses)}; "
-                  "these are the parameters reached", file=sys.stderr)
-        if args.json:
-            print(json.dumps(result.to_dict()))
-        else:
-            print(result.table())
-        out.flush()
-        if args.save:
-            checkpoint.save(args.save, result, save_params)
-        if args.plot_dir or args.show:
-            plots.plot(result, args.plot_dir, args.show)
+        with signals_held() as noted:
+            try:
+                result = train(config, verbose=not (args.json or args.quiet), start=start)
+                if result.interrupted:
+                    print(f"interrupted ({result.interrupted}) at iteration {len(result.batch_losses)}; "
+                          "these are the parameters reached", file=sys.stderr)
+                if args.json:
+                    print(json.dumps(result.to_dict()))
+                else:
+                    print(result.table())
+                out.flush()
+                if args.save:
+                    checkpoint.save(args.save, result, save_params)
+                if args.plot_dir or args.show:
+                    plots.plot(result, args.plot_dir, args.show)
+            finally:
+                late, noted[:] = list(noted), []  # handled below, not raised again
     except ConfigError as e:  # found by train: a missing GPU, no cluster to join
         fail(parser, EXIT_USAGE, str(e))
     except Diverged as e:
@@ -242,4 +302,8 @@ def main(argv, implementation, defaults, train, save_params):
         fail(parser, EXIT_WRITE, out.error)
     if result.interrupted:
         parser.exit(128 + signal.Signals[result.interrupted].value)
+    if late:
+        sig = signal.Signals(late[0])
+        kept = "printed" + (", saved" if args.save else "") + (", plotted" if args.plot_dir else "")
+        fail(parser, 128 + sig.value, f"interrupted ({sig.name}) after training; the results were {kept}")
     return result

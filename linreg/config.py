@@ -29,6 +29,10 @@ def _f(default, help):
     return field(default=default, metadata={"help": help})
 
 
+REPORT_EVERY = 100  # the tutorial's progress interval: one line an epoch of its 1,000 examples
+MAX_EPOCH_LINES = 10  # what the default interval grows to keep an epoch within (1M examples: 1000 lines)
+
+
 @dataclass(frozen=True)
 class Config:
     """Data and training settings; defaults are the tutorial's scratch half."""
@@ -42,7 +46,8 @@ class Config:
     lr: float = _f(0.001, "learning rate")
     init_sigma: float = _f(1.0, "standard deviation of the initial weights (the bias starts at 0)")
     seed: int = _f(0, "seed for mx.random, numpy.random and random")
-    report_every: int = _f(100, "iterations between progress lines")
+    report_every: int = _f(REPORT_EVERY, "iterations between progress lines; left at 100, it becomes the "
+                                         "multiple of 100 that keeps an epoch to at most 10 lines")
     smoothing: float = _f(0.01, "weight of the newest batch in the moving-average loss")
 
     def __post_init__(self):

@@ -102,17 +102,28 @@ def signals_held():
     noted one is raised again once the old handlers are back. (A thread's
     signal mask would not do: MXNet's engine threads would take the signal.)
     Outside the main thread, where handlers cannot be set, nothing is held.
+    Yields the list of noted signals: a caller that acts on one inside the
+    block takes it off the list, and it is not raised again. A block inside
+    another shares the outer one's list, and leaves what is left to it.
     """
+    outer = getattr(signal.getsignal(signal.SIGINT), "noted", None)
+    if outer is not None:
+        yield outer
+        return
     noted = []
+
+    def note(signum, frame):
+        noted.append(signum)
+    note.noted = noted
     old = {}
     try:
         for sig in STOP_SIGNALS:
             if signal.getsignal(sig) not in (signal.SIG_IGN, None):
-                old[sig] = signal.signal(sig, lambda signum, frame: noted.append(signum))
+                old[sig] = signal.signal(sig, note)
     except ValueError:  # not the main thread
         pass
     try:
-        yield
+        yield noted
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)

@@ -222,5 +222,7 @@ def can_show():
     return True
 
 
-def _numbers(values):
-    return ", ".join(f"{v:.4f}" for v in values)
+def _numbers(values, shown=3):
+    """'2.0000, -3.4000', or the first `shown` and how many there are: a title must fit 640 pixels."""
+    head = ", ".join(f"{v:.4f}" for v in values[:shown])
+    return head if len(values) <= shown else f"{head}, … {len(values)} in all"

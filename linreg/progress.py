@@ -11,6 +11,9 @@ import time
 
 from mxnet import nd
 
+from .config import MAX_EPOCH_LINES, REPORT_EVERY
+from .files import signals_held
+
 
 # A run whose full-data loss ends an epoch this many times above where it
 # started has diverged: SGD noise near the optimum moves it by a few percent.
@@ -71,6 +74,20 @@ def moving_average(values, smoothing, state=(0.0, 0)):
     return out, (m, t)
 
 
+def report_interval(config):
+    """Iterations between progress lines: --report-every, whose default grows with the epoch.
+
+    Left at REPORT_EVERY, it becomes the smallest multiple of it that prints
+    at most MAX_EPOCH_LINES lines an epoch of ceil(n / B) iterations: 100 for
+    the tutorial's 100 iterations an epoch, 10,000 for a million examples in
+    batches of 10. Any other value is kept as given.
+    """
+    if config.report_every != REPORT_EVERY:
+        return config.report_every
+    per_epoch = -(-config.num_examples // config.batch_size)
+    return REPORT_EVERY * max(1, -(-per_epoch // (MAX_EPOCH_LINES * REPORT_EVERY)))
+
+
 class Progress:
     """Record batch and epoch losses of one run; print them when verbose."""
 
@@ -81,7 +98,7 @@ class Progress:
         self.epochs = config.epochs
         safe = safe_lr(config.lr, step, curvature) if config.epochs else config.lr
         self.lr_hint = min(safe, config.lr / 10)  # a hint after a divergence
-        self.report_every = config.report_every
+        self.report_every = report_interval(config)
         self.smoothing = config.smoothing
         self.verbose = verbose
         self.batch_losses = []  # mean loss of each batch, in iteration order
@@ -91,6 +108,7 @@ class Progress:
         self.interrupted = None  # the signal that stopped training early: "SIGINT", ...
         self.train_seconds = 0.0  # the training loop alone
         self._pending = []  # batch losses not yet read from the device
+        self._noted = []  # stop signals noted during training, not yet acted on
         self._epoch = 0
         self._state = (0.0, 0)
 
@@ -106,6 +124,9 @@ class Progress:
             self._read(epoch)
             self._print(f"Epoch {epoch}, batch {self.iteration}. "
                         f"Moving average loss: {_loss(self.moving_losses[-1])}")
+        if self._noted:  # a stop signal came during this step: the step is whole, stop here
+            self.interrupted = signal.Signals(self._noted.pop(0)).name
+            raise KeyboardInterrupt(self.interrupted)
 
     def start(self, loss):
         """Note the per-example loss vector on all the data before training."""
@@ -125,12 +146,21 @@ class Progress:
     @contextlib.contextmanager
     def training(self):
         """Time the training loop; Ctrl-C (or SIGTERM, SIGHUP: linreg.cli) inside it
-        ends training after the current step, keeping what was learned."""
+        ends training after the current step, keeping what was learned.
+
+        The signals are only noted while it runs (files.signals_held), and
+        batch() acts on one at the end of a step: raised at an arbitrary
+        instant, a KeyboardInterrupt could leave an MXNet object half made
+        (its __del__ then fails at exit) or a step half taken. Any later
+        signal is delivered as the block ends, and ends it the same way.
+        """
         started = time.perf_counter()
         try:
-            yield
+            with signals_held() as self._noted:
+                yield
         except KeyboardInterrupt as e:
-            self.interrupted = stop_signal(e).name
+            self.interrupted = self.interrupted or stop_signal(e).name
+        self._noted = []
         self._read(self._epoch)
         self.train_seconds = time.perf_counter() - started
 

@@ -217,3 +217,20 @@ def test_the_table_keeps_its_widths_at_the_tutorials_magnitudes():
     assert code == 0 and len(lines) == 4
     assert lines[0] == f"{'':6}{'true':>11}{'learned':>11}{'OLS':>11}{'|learned-true|':>16}{'|learned-OLS|':>15}"
     assert all(len(line) == 70 for line in lines)
+
+
+@pytest.mark.parametrize("n, batch", [(1000, 10), (1000, 1), (10_001, 10), (1_000_000, 10), (5, 10), (123_457, 7)])
+def test_the_default_progress_interval_keeps_an_epoch_to_ten_lines(n, batch):
+    from linreg.progress import report_interval
+    per_epoch = -(-n // batch)
+    every = next(m for m in range(100, 100 * per_epoch + 101, 100) if -(-per_epoch // m) <= 10)  # smallest such
+    assert report_interval(SCRATCH.replace(num_examples=n, batch_size=batch)) == every
+    # Any other value is the user's: kept.
+    assert report_interval(SCRATCH.replace(num_examples=n, batch_size=batch, report_every=7)) == 7
+
+
+def test_a_large_run_prints_ten_progress_lines_an_epoch():
+    code, out, _ = run_main(scratch, ["--num-examples", "100000", "--epochs", "1", "--lr", "0.0005"])
+    progress = [line for line in out.splitlines() if line.startswith("Epoch ")]
+    assert code == 0 and [int(re.search(r"batch (\d+)\.", line).group(1)) for line in progress] == list(
+        range(1000, 10001, 1000))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import matplotlib.image
+import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from linreg import plots, scratch
@@ -116,3 +117,29 @@ def test_comparison_keeps_one_colour_per_half_and_states_the_unit():
     # Gluon's curve is drawn doubled, in scratch's unit.
     gluon_dots = [l for l in loss_ax.lines if l.get_label() == "gluon: all the data"][0]
     assert gluon_dots.get_ydata()[0] == 2 * results[1].initial_loss
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_every_title_fits_its_figure_whatever_the_number_of_inputs(k):
+    # Ten inputs once cut fit.png's title off at both sides.
+    true_w = tuple(-3.4 + 0.9 * i for i in range(k))
+    result = scratch.train(defaults(scratch, epochs=1, true_w=true_w))
+    for name, fig in plots.figures(result).items():
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            box = ax.title.get_window_extent(renderer)
+            assert 0 <= box.x0 and box.x1 <= fig.bbox.width, (name, ax.title.get_text())
+    shown = plots.figures(result)["fit.png"].axes[0].get_title()
+    learned = shown.split("[")[1].split("]")[0].split(", ")
+    assert len(learned) == min(k, 3) + (k > 3) and (learned[-1] == f"… {k} in all") == (k > 3)
+
+
+def test_comparison_script_leaves_the_tracked_figure_alone(tmp_path):
+    tracked = os.path.join(ROOT, "docs", "comparison.png")
+    before = os.stat(tracked).st_mtime_ns
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "compare.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == os.path.join("plots", "comparison.png")
+    assert (tmp_path / "plots" / "comparison.png").exists() and os.stat(tracked).st_mtime_ns == before

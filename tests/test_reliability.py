@@ -1,13 +1,17 @@
 """Bad input, divergence, saving, loading, predicting and Ctrl-C."""
 
 import contextlib
+import fcntl
 import io
 import json
 import math
 import os
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import time
 
 import numpy as np
 import pytest
@@ -245,7 +249,7 @@ def test_a_stop_signal_prints_saves_and_exits_128_plus_it(impl, tmp_path, sig, c
     path = str(tmp_path / "model.params")
     proc = start_training(impl, "--save", path)
     first = proc.stdout.readline()  # training has begun
-    assert first.startswith("Epoch 1, batch 100.")
+    assert first.startswith("Epoch 1, batch ")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code
@@ -310,3 +314,48 @@ def check_command_line(module, argv):
         assert all(math.isfinite(v) for v in result["w"] + [result["b"]])
     else:
         assert out == "" and len(err.strip().splitlines()) == 1
+
+
+def test_signals_in_quick_succession_keep_the_run(tmp_path):
+    # Ctrl-C pressed twice, a scheduler's SIGTERM and a closed terminal's SIGHUP at once: the first
+    # ends training after its step; the others wait until the table is printed and --save written.
+    path = str(tmp_path / "model.params")
+    proc = start_training(gluon, "--save", path)
+    assert proc.stdout.readline().startswith("Epoch 1, batch ")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGINT):
+        proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    # Signals pending together are delivered lowest number first: whichever came first is named.
+    first = {129: "SIGHUP", 130: "SIGINT", 143: "SIGTERM"}[proc.returncode]
+    assert err.count("\n") == 1 and err.startswith(f"interrupted ({first}) at iteration "), err
+    assert out.splitlines()[-3].startswith("w[0] ") and checkpoint.read(path)[0] == "gluon"
+
+
+def test_a_signal_while_the_json_waits_on_a_slow_reader_keeps_it_whole(tmp_path):
+    # The JSON of a long run is larger than a pipe holds: the program blocks writing it until
+    # the reader reads. SIGTERM then is noted, the JSON is written whole, and the exit says so.
+    path = str(tmp_path / "model.params")
+    proc = subprocess.Popen([sys.executable, "-m", "linreg.gluon", "--fast", "--num-examples", "100000",
+                             "--epochs", "1", "--json", "--save", path], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=default_signals)
+    capacity = fcntl.fcntl(proc.stdout.fileno(), F_GETPIPE_SZ)
+    waited = 0
+    while ioctl_available(proc.stdout.fileno()) < capacity:  # the pipe is full: the writer is blocked
+        assert proc.poll() is None and waited < 3000, "the JSON never filled the pipe"  # 300 s at 0.1 s
+        waited += 1
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    assert err.decode() == "python -m linreg.gluon: error: interrupted (SIGTERM) after training; the results " \
+                           "were printed, saved\n"
+    result = json.loads(out)
+    assert len(result["batch_losses"]) == 10000 and checkpoint.read(path)[1].tolist() == result["w"]
+
+
+F_GETPIPE_SZ = 1032  # fcntl.h (Linux)
+
+
+def ioctl_available(fd):
+    """Bytes waiting in a pipe (FIONREAD)."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]

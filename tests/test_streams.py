@@ -8,6 +8,7 @@ with a stream closed (`>&-`), a broken pipe (its reader gone, as after
 docs/errors.md documents, with nothing else on the stream that is left.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -95,3 +96,18 @@ def test_launch_with_stderr_lost_still_reports_the_failure():
                     env={**os.environ, "LINREG_TEST_MARKER": marker})
     assert proc.returncode == 1
     assert processes_with(marker) == []
+
+
+def test_a_non_blocking_stdout_gets_every_byte():
+    # A descriptor left O_NONBLOCK by whoever opened it: Python's own writes raise EAGAIN
+    # part-way (or drop the rest). The JSON of a long run is larger than the pipe holds.
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    proc = subprocess.Popen([sys.executable, "-m", "linreg.gluon", "--fast", "--num-examples", "100000", "--epochs", "1",
+                             "--json"], cwd=ROOT, stdout=write, stderr=subprocess.PIPE, preexec_fn=default_signals)
+    os.close(write)
+    with os.fdopen(read, "rb") as reader:
+        out = reader.read()  # until the child's end
+    err = proc.communicate(timeout=BOUND)[1]
+    assert proc.returncode == 0 and err == b""
+    assert len(json.loads(out)["batch_losses"]) == 10000
