@@ -129,3 +129,15 @@ def test_changed_pins_rebuild_the_environment(tmp_path):
     (venv / "left-over").touch()
     proc = venv_sh(tmp_path, tmp_path, PYTHON=str(python))
     assert "rebuilding" in proc.stderr and not (venv / "left-over").exists()
+
+
+def test_pip_check_has_only_the_complaint_docs_install_md_explains():
+    # Below 3.13 every pin satisfies every requirement. From 3.13 no numpy < 2 has a wheel, and
+    # mxnet 1.9.1's metadata still says numpy<2: that one line, and nothing else.
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+    if sys.version_info < (3, 13):
+        assert proc.returncode == 0, proc.stdout
+    else:
+        lines = proc.stdout.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("mxnet 1.9.1 has requirement numpy<2.0.0"), proc.stdout
