@@ -235,17 +235,32 @@ def default_signals():
         signal.signal(sig, signal.SIG_DFL)
 
 
-def start_training(impl, *args):
-    """A long run of impl in a child process, its progress on a pipe."""
-    return subprocess.Popen(
+@pytest.fixture
+def children():
+    """Popen for the test; whatever is still running at its end is killed, pass or fail."""
+    started = []
+
+    def popen(*args, **kwargs):
+        started.append(subprocess.Popen(*args, preexec_fn=default_signals, **kwargs))
+        return started[-1]
+    yield popen
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def start_training(children):
+    """Start a long run of impl in a child process, its progress on a pipe."""
+    return lambda impl, *args: children(
         [sys.executable, "-m", f"linreg.{impl.IMPLEMENTATION}", "--num-examples", "20000",
-         "--epochs", "1000", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
+         "--epochs", "1000", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
-def test_a_stop_signal_prints_saves_and_exits_128_plus_it(impl, tmp_path, sig, code):
+def test_a_stop_signal_prints_saves_and_exits_128_plus_it(impl, tmp_path, sig, code, start_training):
     path = str(tmp_path / "model.params")
     proc = start_training(impl, "--save", path)
     first = proc.stdout.readline()  # training has begun
@@ -316,7 +331,7 @@ def check_command_line(module, argv):
         assert out == "" and len(err.strip().splitlines()) == 1
 
 
-def test_signals_in_quick_succession_keep_the_run(tmp_path):
+def test_signals_in_quick_succession_keep_the_run(tmp_path, start_training):
     # Ctrl-C pressed twice, a scheduler's SIGTERM and a closed terminal's SIGHUP at once: the first
     # ends training after its step; the others wait until the table is printed and --save written.
     path = str(tmp_path / "model.params")
@@ -331,13 +346,12 @@ def test_signals_in_quick_succession_keep_the_run(tmp_path):
     assert out.splitlines()[-3].startswith("w[0] ") and checkpoint.read(path)[0] == "gluon"
 
 
-def test_a_signal_while_the_json_waits_on_a_slow_reader_keeps_it_whole(tmp_path):
+def test_a_signal_while_the_json_waits_on_a_slow_reader_keeps_it_whole(tmp_path, children):
     # The JSON of a long run is larger than a pipe holds: the program blocks writing it until
     # the reader reads. SIGTERM then is noted, the JSON is written whole, and the exit says so.
     path = str(tmp_path / "model.params")
-    proc = subprocess.Popen([sys.executable, "-m", "linreg.gluon", "--fast", "--num-examples", "100000",
-                             "--epochs", "1", "--json", "--save", path], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=default_signals)
+    proc = children([sys.executable, "-m", "linreg.gluon", "--fast", "--num-examples", "100000", "--epochs", "1",
+                     "--json", "--save", path], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     capacity = fcntl.fcntl(proc.stdout.fileno(), F_GETPIPE_SZ)
     waited = 0
     while ioctl_available(proc.stdout.fileno()) < capacity:  # the pipe is full: the writer is blocked

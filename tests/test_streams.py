@@ -20,7 +20,7 @@ from linreg import checkpoint
 
 from .test_adversary import closed_pipe, with_closed
 from .test_parallel import processes_with
-from .test_reliability import ROOT, default_signals
+from .test_reliability import ROOT, children, default_signals  # noqa: F401 (children: a fixture)
 
 BOUND = 120  # seconds: one short run, mxnet's import (2 s idle) included, on a busy 2-core machine
 NOISE = ("Exception ignored", "Traceback")
@@ -98,13 +98,13 @@ def test_launch_with_stderr_lost_still_reports_the_failure():
     assert processes_with(marker) == []
 
 
-def test_a_non_blocking_stdout_gets_every_byte():
+def test_a_non_blocking_stdout_gets_every_byte(children):
     # A descriptor left O_NONBLOCK by whoever opened it: Python's own writes raise EAGAIN
     # part-way (or drop the rest). The JSON of a long run is larger than the pipe holds.
     read, write = os.pipe()
     os.set_blocking(write, False)
-    proc = subprocess.Popen([sys.executable, "-m", "linreg.gluon", "--fast", "--num-examples", "100000", "--epochs", "1",
-                             "--json"], cwd=ROOT, stdout=write, stderr=subprocess.PIPE, preexec_fn=default_signals)
+    proc = children([sys.executable, "-m", "linreg.gluon", "--fast", "--num-examples", "100000", "--epochs", "1",
+                     "--json"], cwd=ROOT, stdout=write, stderr=subprocess.PIPE)
     os.close(write)
     with os.fdopen(read, "rb") as reader:
         out = reader.read()  # until the child's end
