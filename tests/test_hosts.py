@@ -104,7 +104,7 @@ def test_a_lost_host_ends_at_the_bound_not_never(hosts, fault):
     layout = LAYOUTS["A: scheduler, server; B, C: a worker each"]
     processes = start(hosts, layout, BOUND, "--num-examples", "20000", "--report-every", "100")
     first = processes["worker on b"].stdout.readline()
-    assert first.startswith("Epoch 1, batch 100."), first  # training is under way
+    assert first.startswith("Epoch 1, batch "), first  # training is under way
     if fault == "server killed":
         server = processes["server on a"]
         python = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
