@@ -138,8 +138,8 @@ def identify(params):
     if set(params) == set(KEYS["scratch"]) and params["w"].ndim == 2 and params["w"].shape[1] == 1 \
             and params["b"].shape == (1,):
         found, keys = "scratch", KEYS["scratch"]
-    elif dense_keys(params):
-        found, keys = "gluon", dense_keys(params)
+    elif keys := dense_keys(params):
+        found = "gluon"
     else:
         raise ValueError(f"found {describe(params)}; expected a Dense(1)'s weight (1, k) and bias (1,), "
                          "under any names, or scratch's w (k, 1) and b (1,)")
