@@ -242,6 +242,30 @@ def install_hook():
         sys.meta_path.insert(0, MXNetHook())
 
 
+# What `python -m` may run as a scheduler or server: the Gluon half, under
+# linreg.launch or a recipe. Any other linreg command (scratch, predict, the
+# launcher itself) ignores DMLC_ROLE; Python started otherwise (a script,
+# pytest, a notebook) gets mxnet's own behaviour.
+ROLE_MODULES = {"linreg.gluon", None}
+_VALUED_OPTIONS = {"-W", "-X", "--check-hash-based-pycs"}  # python options whose value is the next word
+
+
+def entry_module():
+    """The module `python -m MODULE` runs, from the interpreter's own command line; else None."""
+    argv = getattr(sys, "orig_argv", [])
+    words = iter(argv[1:])
+    for word in words:
+        if word == "-m":
+            return next(words, None)
+        if word.startswith("-m"):
+            return word[2:]
+        if word in _VALUED_OPTIONS:
+            next(words, None)
+        elif word == "-c" or word == "-" or not word.startswith("-"):
+            return None  # a command, stdin or a script
+    return None
+
+
 def load_mxnet():
     """Check the library, restore numpy's names and check for distutils, then import mxnet; return it.
 
@@ -253,6 +277,9 @@ def load_mxnet():
     with one line and exit 130; an interactive session gets the exception.
     """
     try:
+        if os.environ.get("DMLC_ROLE", "worker") != "worker" and entry_module() not in ROLE_MODULES:
+            # A recipe's DMLC_ROLE left in the shell: this command is never a cluster role.
+            del os.environ["DMLC_ROLE"]
         if os.environ.get("DMLC_ROLE", "worker") != "worker":
             # Any other role makes `import mxnet` a parameter server or scheduler (at
             # mxnet/kvstore/kvstore_server.py:_init_kvstore_server_module), which trusts the rest.

@@ -7,8 +7,9 @@ running COMMAND on 127.0.0.1 with the DMLC_* variables of its role; `import
 mxnet` turns the scheduler and servers into their roles, the workers train.
 Every line a child prints is prefixed with its role. If a child fails, or the
 output is closed, the rest are stopped; SIGINT, SIGTERM and SIGHUP stop them
-too, and the kernel kills them if the launcher itself is killed; everything
-is bounded by --timeout; only its own children are ever signalled. (MXNet's
+too, and if the launcher itself is killed, the kernel kills them and
+linreg.keeper what they started; everything is bounded by --timeout; only its
+own children and their descendants are ever signalled. (MXNet's
 tools/launch.py crashes on Python >= 3.9 and binds a non-loopback address.)
 """
 
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 
+from . import keeper
 from .cli import EXIT_USAGE, Parser, fail
 from .files import STOP_SIGNALS
 from .dmlc import LOOPBACK as HOST
@@ -63,6 +65,7 @@ class Cluster:
         self.output_closed = False  # set by a reader when writing to `out` failed
         self.last_lines = {}  # label -> the last line the child printed
         self.stops = []  # stop signals received, noted by the handler and acted on by wait()
+        self.keeper = None  # linreg.keeper, which ends the children's sessions if the launcher dies
 
     def start(self):
         """Start every child; on a failure partway, stop those started and raise OSError.
@@ -74,15 +77,20 @@ class Cluster:
         """
         port = free_port()
         preexec = die_with_parent()
+        # DMLC_* left in the shell (a recipe's) would reach the children beside their own.
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("DMLC_")}
         try:
+            self.keeper = subprocess.Popen([sys.executable, "-P", keeper.__file__], stdin=subprocess.PIPE,
+                                           stdout=subprocess.DEVNULL, start_new_session=True)
             for label, role in roles(self.num_workers, self.num_servers):
                 if self.stops:  # a stop signal while starting: start no more
                     break
-                env = {**os.environ, **cluster_env(role, self.num_workers, self.num_servers, port)}
+                env = {**environ, **cluster_env(role, self.num_workers, self.num_servers, port)}
                 child = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          start_new_session=True, preexec_fn=preexec)
                 self.children.append((label, role, child))
+                self._keep(child.pid)
         except BaseException:
             self.stop()
             raise
@@ -90,6 +98,14 @@ class Cluster:
             reader = threading.Thread(target=self._copy, args=(label, child.stdout), daemon=True)
             reader.start()
             self.readers.append(reader)
+
+    def _keep(self, session):
+        """Tell the keeper of one more session to end with the launcher."""
+        try:
+            self.keeper.stdin.write(f"{session}\n".encode())
+            self.keeper.stdin.flush()
+        except OSError:  # the keeper is gone (killed): stop() still ends the sessions
+            pass
 
     def _copy(self, label, stream):
         # Read to the end even once the output is closed: a child blocked on a
@@ -154,19 +170,20 @@ class Cluster:
             time.sleep(0.05)
 
     def stop(self):
-        """SIGTERM every child still running, SIGKILL after GRACE; reap them all."""
+        """SIGTERM every process of the children's sessions, SIGKILL after GRACE; reap the children.
+
+        Each child leads its own session: whatever it started goes too, even
+        in a process group of its own, and nothing outside what this launcher
+        started. The keeper, told that all is done, exits.
+        """
+        keeper.stop_sessions([child.pid for _, _, child in self.children], GRACE)
         for _, _, child in self.children:
-            if child.poll() is None:
-                _signal(child, signal.SIGTERM)
-        deadline = time.monotonic() + GRACE
-        for _, _, child in self.children:
-            try:
-                child.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal(child, signal.SIGKILL)
-                child.wait()
+            child.wait()
         for reader in self.readers:
             reader.join(timeout=READER_GRACE)
+        if self.keeper is not None:
+            self.keeper.stdin.close()
+            self.keeper.wait()
 
 
 def die_with_parent():
@@ -182,15 +199,6 @@ def die_with_parent():
         if os.getppid() != parent:  # the launcher died before prctl took effect
             os._exit(1)
     return preexec
-
-
-def _signal(child, sig):
-    # Each child leads its own session: signal its group, so that whatever it
-    # started goes too, and nothing outside what this launcher started.
-    try:
-        os.killpg(child.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def main(argv=None):

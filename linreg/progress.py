@@ -70,7 +70,9 @@ def moving_average(values, smoothing, state=(0.0, 0)):
     for v in values:
         m = (1 - smoothing) * m + smoothing * v
         t += 1
-        out.append(m / (1 - (1 - smoothing) ** t))
+        # Below 1.1e-16, 1 - s rounds to 1: every weight is then s, and they sum to s t.
+        total = 1 - (1 - smoothing) ** t if 1 - smoothing < 1 else smoothing * t
+        out.append(m / total)
     return out, (m, t)
 
 
@@ -166,6 +168,8 @@ class Progress:
 
     def _full_loss(self, epoch, loss):
         value = loss.mean().asscalar().item()
+        if not math.isfinite(value):  # float32's sum overflows before each loss does: near MAX_MAGNITUDE
+            value = loss.astype("float64").mean().asscalar().item()
         if not math.isfinite(value):
             self._diverged(epoch, self.iteration)
         return value

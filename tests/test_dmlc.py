@@ -109,12 +109,29 @@ def test_a_worker_with_a_bad_environment_is_one_line_and_exit_2(env, named):
     ({**GOOD, "DMLC_ROLE": "Worker"}, "DMLC_ROLE='Worker' is not scheduler, server or worker"),
     ({**GOOD, "DMLC_ROLE": ""}, "DMLC_ROLE='' is not scheduler, server or worker"),
 ])
-@pytest.mark.parametrize("module", [GLUON, ["linreg.scratch"], ["linreg.predict", "x.params", "--x", "1,2"]])
-def test_a_server_or_scheduler_with_a_bad_environment_is_one_line_and_exit_2(env, named, module):
-    # mxnet would start a server at its import, in any entry point.
-    proc = run_with(env, module)
+def test_a_server_or_scheduler_with_a_bad_environment_is_one_line_and_exit_2(env, named):
+    # mxnet would start a server at its import.
+    proc = run_with(env, GLUON)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("linreg: ") and named in proc.stderr
+
+
+@pytest.mark.parametrize("role", ["scheduler", "server"])
+@pytest.mark.parametrize("module, says", [
+    (["linreg.scratch", "--epochs", "1", "--quiet"], "w[0] "),
+    (["linreg.predict", "x.params", "--x", "1,2"], "x.params does not exist"),
+    (["linreg.launch", "-n", "1", "--timeout", "60", "--", sys.executable, "-c",
+      "import os; print(os.environ['DMLC_ROLE'], os.environ['DMLC_PS_ROOT_PORT'] != '9091')"],
+     "[worker 0] worker True"),
+])
+def test_a_role_left_in_the_shell_is_ignored_where_no_role_is_taken(role, module, says):
+    # A recipe's variables, still exported: scratch, predict and the launcher are never a
+    # scheduler or server (mxnet would make them one at its import, and they would wait for
+    # workers forever); the launcher's children get its variables, not the shell's.
+    env = {**GOOD, "DMLC_ROLE": role}
+    proc = run_with(env, module)
+    assert says in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert proc.returncode == (2 if "predict" in module[0] else 0), proc.stderr
 
 
 @settings(max_examples=6, deadline=None)

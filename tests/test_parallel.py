@@ -150,15 +150,28 @@ def test_timeout_stops_everything():
     assert processes_with(marker) == []
 
 
-def start_launch(marker, *args):
-    """A launcher of `sleep 60` children, once all its processes are there: (launcher, bystander)."""
+# What a launcher's child may be: a program, or a wrapper that starts one as a
+# grandchild: a shell that waits for it, timeout(1), which moves into a process
+# group of its own, a shell that leaves one behind in a session of its own
+# (setsid) and one that leaves it in the background. (the command, processes a child makes)
+COMMANDS = {
+    "program": (["sleep", "60"], 1),
+    "sh -c": (["sh", "-c", "sleep 60; true"], 2),
+    "timeout": (["sh", "-c", "timeout 60 sleep 60; true"], 3),
+    "background": (["sh", "-c", "sleep 60 & exec sleep 61"], 2),
+}
+
+
+def start_launch(marker, *args, command=COMMANDS["program"]):
+    """A launcher of -n 2 children running command, once all its processes are there: (launcher, bystander)."""
     env = {**os.environ, "LINREG_TEST_MARKER": marker}
     bystander = subprocess.Popen(["sleep", "60"], env=env)  # ours, not the launcher's
-    proc = subprocess.Popen([sys.executable, "-m", "linreg.launch", *args, "--", "sleep", "60"],
+    argv, each = command
+    proc = subprocess.Popen([sys.executable, "-m", "linreg.launch", "-n", "2", *args, "--", *argv],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=default_signals)
-    # The bystander, the launcher, its 4 children; or the launcher has failed.
-    wait_for(lambda: len(processes_with(marker)) == 6 or proc.poll() is not None)
+    # The bystander, the launcher, its keeper, what its 4 children make; or the launcher has failed.
+    wait_for(lambda: len(processes_with(marker)) == 3 + 4 * each or proc.poll() is not None)
     assert proc.poll() is None, proc.communicate()
     return proc, bystander
 
@@ -173,9 +186,10 @@ def wait_for(condition, bound=LAUNCH_BOUND):
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
-def test_a_stop_signal_stops_only_its_children(sig, code):
+@pytest.mark.parametrize("command", ["program", "timeout"])
+def test_a_stop_signal_stops_only_its_children(sig, code, command):
     marker = uuid.uuid4().hex
-    proc, bystander = start_launch(marker, "-n", "2")
+    proc, bystander = start_launch(marker, command=COMMANDS[command])
     try:
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=LAUNCH_BOUND)
@@ -186,16 +200,26 @@ def test_a_stop_signal_stops_only_its_children(sig, code):
         bystander.wait()
 
 
-def test_a_killed_launcher_takes_its_children_with_it():
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_killed_launcher_takes_its_children_with_it(command):
     marker = uuid.uuid4().hex
-    proc, bystander = start_launch(marker, "-n", "2")
+    proc, bystander = start_launch(marker, command=COMMANDS[command])
     try:
         proc.kill()
         proc.wait(timeout=LAUNCH_BOUND)
-        wait_for(lambda: processes_with(marker) == [bystander.pid])  # the kernel's PR_SET_PDEATHSIG
+        # The children: the kernel's PR_SET_PDEATHSIG; what they started: linreg.keeper.
+        wait_for(lambda: processes_with(marker) == [bystander.pid])
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_what_a_child_left_running_ends_with_the_launch():
+    # Every child exits 0 at once, each leaving a process behind in its session.
+    marker = uuid.uuid4().hex
+    proc = launch("-n", "1", "--timeout", str(LAUNCH_BOUND), "--", "sh", "-c", "sleep 60 & exit 0", marker=marker)
+    assert proc.returncode == 0, proc.stderr
+    assert processes_with(marker) == []
 
 
 def test_a_start_that_fails_partway_stops_what_it_started():
