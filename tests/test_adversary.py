@@ -299,6 +299,35 @@ def test_predict_refuses_non_finite_examples(tmp_path):
         assert proc.returncode == 2 and "not all finite" in proc.stderr and proc.stdout == ""
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max, the model's range
+
+
+@pytest.mark.parametrize("args, stdin, says", [
+    (["--x", f"{2 * FLOAT32_MAX:g},1"], None, "example 1 has a value beyond float32's range"),
+    ([], f"1,2\n1,{-2 * FLOAT32_MAX:g}\n", "example 2 has a value beyond float32's range"),
+    # Each value fits, the prediction 2 x + (-3.4) (-x) + 4.2 = 5.4 x does not.
+    (["--x", "1,1", "--x", f"{FLOAT32_MAX / 2:g},{-FLOAT32_MAX / 2:g}"], None,
+     "example 2's prediction is beyond float32's range"),
+    ([], "1," + "2" * 200_000 + "\n", "stdin row 1 is not CSV that Python's csv module reads "
+                                      "(fields up to 131,072 characters)"),
+])
+def test_predict_refuses_what_float32_or_csv_cannot_hold(tmp_path, args, stdin, says):
+    path = tmp_path / "m.params"
+    path.write_bytes(GOOD)
+    proc = run(["-m", "linreg.predict", str(path), *args], input=stdin)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr
+
+
+def test_predict_takes_values_just_inside_float32(tmp_path):
+    path = tmp_path / "m.params"
+    path.write_bytes(GOOD)
+    x = FLOAT32_MAX / 8  # 5.4 x + 4.2 fits
+    proc = run(["-m", "linreg.predict", str(path), "--x", f"{x!r},{-x!r}"])
+    assert proc.returncode == 0, proc.stderr
+    assert_allclose(float(proc.stdout), np.float32(5.4 * x), rtol=1e-6)  # float32's rounding
+
+
 # Closed and broken streams --------------------------------------------------------
 
 def closed_pipe():

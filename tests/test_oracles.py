@@ -234,3 +234,23 @@ def test_a_large_run_prints_ten_progress_lines_an_epoch():
     progress = [line for line in out.splitlines() if line.startswith("Epoch ")]
     assert code == 0 and [int(re.search(r"batch (\d+)\.", line).group(1)) for line in progress] == list(
         range(1000, 10001, 1000))
+
+
+@pytest.mark.parametrize("s", [1e-17, 1e-30])
+def test_a_smoothing_below_float64s_epsilon_averages_evenly(s):
+    # 1 - s rounds to 1: each batch then weighs s, and the average of t batches is their mean.
+    from linreg.progress import moving_average
+    values = [1.0, 2.0, 6.0]
+    averages, _ = moving_average(values, s)
+    assert_allclose(averages, [1.0, 1.5, 3.0], rtol=1e-15)  # a few roundings of float64
+
+
+def test_a_full_loss_past_float32s_sum_is_taken_in_float64():
+    # Per-example losses near float32's largest (true weights near 1e15): their float32 sum
+    # overflows, which is not a divergence; the mean is taken again in float64.
+    from mxnet import nd
+    from linreg.progress import Progress
+    losses = [3e38, 3e38, 1e38]
+    progress = Progress(SCRATCH.replace(epochs=0), step=1e-3, curvature=1.0)
+    progress.start(nd.array(losses))
+    assert_allclose(progress.initial_loss, np.float32(losses).astype(np.float64).mean(), rtol=1e-15)

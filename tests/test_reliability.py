@@ -290,7 +290,7 @@ FLAG_VALUES = {
     "--init-sigma": (["0.01", "1", "1e15"], ["1e20", "0", "-1"]),
     "--seed": (["0", "1", "4294967295"], ["4294967296", "-1"]),
     "--report-every": (["1", "100"], ["0"]),
-    "--smoothing": (["0.01", "1"], ["0", "2"]),
+    "--smoothing": (["0.01", "1", "1e-17"], ["0", "2"]),
 }
 GLUON_FLAG_VALUES = {  # flags only the Gluon half has
     "--ctx": (["cpu(0)", "cpu(0),cpu(1)"], ["gpu(0)", "tpu(0)", "cpu(0),cpu(0)", ""]),
