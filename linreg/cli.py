@@ -133,7 +133,7 @@ def parse_args(parser, argv, implementation, defaults):
     args = parser.parse_args(argv)
     try:
         config = defaults.replace(**{f.name: getattr(args, f.name) for f in fields(defaults)})
-        check_memory(config)
+        check_memory(config, plots=bool(args.plot_dir or args.show))
     except ConfigError as e:
         parser.error(str(e))
     for name, path, check in (("--save", args.save, lambda p: check_writable(p, checkpoint.sidecar(p))),

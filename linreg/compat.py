@@ -190,11 +190,43 @@ def fork_dataloader_workers(mxnet):
         mxnet.gluon.data.dataloader.multiprocessing = ForkingMultiprocessing(multiprocessing)
 
 
+# Variables mxnet 1.9.1 reads as C ints when its engine starts (dmlc::GetEnv),
+# on a C++ thread: a value it cannot parse aborts the process (SIGABRT), one
+# below the least it can take aborts or hangs. name -> that least.
+THREAD_VARIABLES = {
+    "OMP_NUM_THREADS": 1,  # libgomp calls 0 invalid
+    "MXNET_OMP_MAX_THREADS": 0,
+    "MXNET_CPU_WORKER_NTHREADS": 1,
+    "MXNET_CPU_PRIORITY_NTHREADS": 1,
+}
+ENGINES = ("NaiveEngine", "ThreadedEngine", "ThreadedEnginePerDevice")  # MXNET_ENGINE_TYPE's values
+
+
+def check_environment(environ=os.environ):
+    """Raise Unavailable for a thread count or engine mxnet would abort on, naming the variable."""
+    for name, least in THREAD_VARIABLES.items():
+        text = (environ.get(name) or "").strip()  # empty: unset, as mxnet reads it
+        if not text:
+            continue
+        if not re.fullmatch(r"[+-]?[0-9]+", text) or not -2**31 <= int(text) < 2**31:
+            raise Unavailable(f"{name}={environ[name]!r} is not a whole number; mxnet 1.9.1 aborts on "
+                              "anything else: set a number such as 2, or unset it")
+        if int(text) < least:
+            raise Unavailable(f"{name}={environ[name]!r}: mxnet 1.9.1 needs at least {least} "
+                              "(it aborts or hangs on less): set a number such as 2, or unset it")
+    engine = environ.get("MXNET_ENGINE_TYPE")
+    if engine and engine not in ENGINES:
+        raise Unavailable(f"MXNET_ENGINE_TYPE={engine!r} is no engine of mxnet 1.9.1: "
+                          f"one of {', '.join(ENGINES)}, or unset it")
+
+
 def prepare():
-    """What mxnet's import needs first: its library loads, numpy has the names it reads, distutils is there.
+    """What mxnet's import needs first: its library loads, numpy has the names it reads, distutils is
+    there, and the thread variables it reads hold what it takes.
 
     Raises Unavailable, with one line, where it cannot be had.
     """
+    check_environment()
     check_library()
     import numpy
     restore_numpy_names(numpy)
@@ -288,10 +320,17 @@ def load_mxnet():
             if trouble:
                 raise Unavailable(trouble)
         prepare()
+        from . import limits
+        trouble = limits.task_problem()
+        if trouble:
+            raise Unavailable(trouble)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             import mxnet
         fork_dataloader_workers(mxnet)
+        trouble = limits.address_space_problem()
+        if trouble:
+            raise Unavailable(trouble)
     except Unavailable as e:
         if hasattr(sys, "ps1"):
             raise

@@ -10,6 +10,8 @@ import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from .limits import memory_headroom
+
 
 class ConfigError(ValueError):
     """A configuration value that is not allowed; `name` is the field."""
@@ -192,18 +194,41 @@ def memory_needed(config):
     return data + working + 2 * design + 3 * gram + 2 * max(design, gram)
 
 
-def check_memory(config):
-    """Raise ConfigError when the run would not fit in the memory available now."""
+# The figures (linreg.plots) draw the data again from the seed, as MXNet
+# arrays and their numpy copies, and three lines of n points, which matplotlib
+# keeps as float64 paths: measured about 250 bytes an example at 400,000
+# beside matplotlib's own 40 MiB; counted here with room to spare.
+PLOT_BYTES_PER_EXAMPLE = 320
+PLOT_BASELINE = 64 << 20
+
+
+def plot_memory_needed(config):
+    """Bytes the figures allocate: the data again, 8 n (k + 1), and the drawn points."""
+    n, k = config.num_examples, config.num_inputs
+    return PLOT_BASELINE + 8 * n * (k + 1) + PLOT_BYTES_PER_EXAMPLE * n
+
+
+def check_memory(config, plots=False):
+    """Raise ConfigError when the run (and its figures, with plots) would not fit in memory.
+
+    The room is the least of the host's available memory, what the memory
+    cgroup still allows and what ulimit -v still allows (linreg.limits):
+    a run checked against the first alone would be killed by the others.
+    """
     c = config
-    needed = memory_needed(c)
-    available = available_memory()
-    if needed > MEMORY_SHARE * available:
+    needed = memory_needed(c) + (plot_memory_needed(c) if plots else 0)
+    room, what = memory_headroom(available_memory())
+    if needed > MEMORY_SHARE * room:
         name = "num_examples" if c.num_examples >= c.num_inputs else "true_w"
         raise ConfigError(
             name,
-            f"asks for about {needed / 2**30:.1f} GiB of memory, more than "
-            f"{MEMORY_SHARE:.0%} of the {available / 2**30:.1f} GiB available",
+            f"asks for about {_gib(needed)} of memory{' with the figures' if plots else ''}, more than "
+            f"{MEMORY_SHARE:.0%} of the {_gib(room)} {what}",
         )
+
+
+def _gib(size):
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 / 10 else f"{size / 2**20:.0f} MiB"
 
 
 def show_value(value):
