@@ -25,7 +25,9 @@ import struct
 import numpy as np
 from mxnet import nd
 
-from .files import signals_held, sweep_temps, write_temp, commit
+from .config import MEMORY_SHARE, available_memory
+from .files import commit, folder_lock, path_problem, read_regular, signals_held, sweep_temps, write_temp
+from .limits import memory_headroom
 
 # The NDArray names each implementation's file holds: (weight, bias).
 KEYS = {"scratch": ("w", "b"), "gluon": ("0.weight", "0.bias")}
@@ -42,6 +44,15 @@ MAX_SIDECAR_BYTES = 1 << 26  # a sidecar holds a run's losses: 64 MiB is far bey
 
 class CheckpointError(Exception):
     """A checkpoint that is not the one expected, or not a checkpoint."""
+
+
+def params_limit():
+    """Bytes a parameter file may have: what a read can hold, as a run's memory check counts it.
+
+    A Dense(1) of k inputs is 4 k bytes and some headers; a larger file is
+    refused before it is read (a sparse file may claim a terabyte).
+    """
+    return int(MEMORY_SHARE * memory_headroom(available_memory())[0])
 
 
 def sidecar(path):
@@ -158,7 +169,7 @@ def save(path, result, save_params):
         if implementation != result.implementation or not (np.array_equal(w, w32) and b == b32):
             raise ValueError("other parameters than the ones saved")
 
-    with signals_held():
+    with signals_held(), folder_lock(path):
         sweep_temps(path)
         sweep_temps(sidecar(path))
         params_tmp = write_temp(path, lambda tmp: save_params(tmp, result.w, result.b), check_params)
@@ -178,8 +189,7 @@ def save(path, result, save_params):
 def _previous(path):
     """What the sidecar must still accept while PATH is the old file: its hash and half."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular(path, params_limit())
         return {"params_sha256": sha256(data), "implementation": identify(parse_params(data))[0]}
     except (OSError, ValueError):
         return None  # nothing there, or nothing worth keeping readable
@@ -203,15 +213,18 @@ def read(path, implementation=None):
     for a missing, foreign, malformed or non-finite file, one from the other
     implementation when `implementation` is given, or a sidecar that disagrees.
     """
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path} does not exist" if not os.path.lexists(path)
-                              else f"{path} is not a regular file")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise CheckpointError(f"{path} cannot be read: {e.strerror}") from None
-    expected = _sidecar_implementation(path, sha256(data))
+    if problem := path_problem(path):
+        raise CheckpointError(problem)
+    with folder_lock(path, shared=True):  # the pair as one save left it
+        try:
+            data = read_regular(path, params_limit())
+        except FileNotFoundError:
+            raise CheckpointError(f"{path} does not exist") from None
+        except OSError as e:
+            raise CheckpointError(f"{path} cannot be read: {e.strerror}") from None
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
+        expected = _sidecar_implementation(path, sha256(data))
     try:
         found, keys, w, b = identify(parse_params(data))
     except ValueError as e:
@@ -227,15 +240,14 @@ def read(path, implementation=None):
 def _sidecar_implementation(path, digest):
     """The implementation the sidecar gives PATH's bytes, None without a sidecar."""
     try:
-        with open(sidecar(path), "rb") as f:
-            raw = f.read(MAX_SIDECAR_BYTES + 1)
+        raw = read_regular(sidecar(path), MAX_SIDECAR_BYTES)
     except FileNotFoundError:
         return None  # the parameters alone are enough to go on
     except OSError as e:
         raise CheckpointError(f"{sidecar(path)} cannot be read: {e.strerror}") from None
+    except ValueError as e:  # a FIFO, a device, a file too large
+        raise CheckpointError(str(e)) from None
     try:
-        if len(raw) > MAX_SIDECAR_BYTES:
-            raise ValueError
         meta = json.loads(raw)
     except (ValueError, RecursionError):
         raise CheckpointError(f"{sidecar(path)} is not readable JSON") from None

@@ -143,11 +143,29 @@ def parse_args(parser, argv, implementation, defaults):
                 check(path)
         except CannotWrite as e:
             parser.error(f"{name}: {e}")
+    if args.save and args.plot_dir and (clash := collision(args.save, args.plot_dir)):
+        parser.error(clash)
     try:
         start = load(args.load, implementation, config) if args.load else None
     except CheckpointError as e:
         parser.error(f"--load: {e}")
     return config, args, start
+
+
+def collision(save, plot_dir):
+    """One line if --save (or its sidecar) and --plot-dir would write the same file, else None.
+
+    Checked before training: after it, one would overwrite the other (the
+    checkpoint replaced by a figure, exit 0) or the folder could not be made.
+    """
+    saved = {os.path.realpath(p): p for p in (save, checkpoint.sidecar(save))}
+    drawn = [plot_dir] + [os.path.join(plot_dir, name) for name in plots.FILES]
+    for path in drawn:
+        real = os.path.realpath(path)
+        for target, named in saved.items():
+            if real == target or real.startswith(target + os.sep):
+                return f"--save writes {named}, which --plot-dir {plot_dir} would write over or in"
+    return None
 
 
 def load(path, implementation, config):

@@ -1,9 +1,11 @@
 """Files written whole or not at all, into places checked before training."""
 
 import contextlib
+import fcntl
 import os
 import secrets
 import signal
+import stat
 
 # The signals a job is stopped with; held back while files are committed, so
 # that a stop lands before or after, never between two renames.
@@ -24,7 +26,12 @@ def temp_name(path):
 
 
 def sweep_temps(path):
-    """Remove the temporary files of path left by saves whose process is gone (SIGKILL)."""
+    """Remove the temporary files of path left by saves that were killed (SIGKILL, power loss).
+
+    Called under folder_lock: no other save of path runs meanwhile, so each
+    temporary file of its name is a dead one's, whatever PID namespace it ran
+    in (a PID says nothing across namespaces that share the folder).
+    """
     folder, name = os.path.split(os.path.abspath(path))
     prefix = f".{name}."
     try:
@@ -33,21 +40,83 @@ def sweep_temps(path):
         return
     for entry in entries:
         parts = entry[len(prefix):].split(".")
-        if not (entry.startswith(prefix) and len(parts) == 3 and parts[2] == "tmp" and parts[0].isdigit()):
-            continue
-        if not _alive(int(parts[0])):
+        if entry.startswith(prefix) and len(parts) == 3 and parts[2] == "tmp" and parts[0].isdigit():
             with contextlib.suppress(OSError):
                 os.remove(os.path.join(folder, entry))
 
 
-def _alive(pid):
+@contextlib.contextmanager
+def folder_lock(path, shared=False):
+    """Hold flock(2) on the folder of path: exclusive for a save, shared for a read.
+
+    So two saves of one checkpoint run one after the other (the last one's
+    pair wins, whole), and a read sees a pair before a save or after it,
+    never between its renames. The lock is on the folder, so it leaves no
+    file behind, and is let go however the process ends. A folder that cannot
+    be opened (no read permission) is not locked.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # lets go of the lock
+
+
+def path_problem(path, encoding=False):
+    """Why path cannot be used, in words, or None.
+
+    A newline or another control character would split the one-line error
+    that names it; with encoding, the path must be UTF-8 (MXNet passes a path
+    to its C++ writer as UTF-8, which a non-UTF-8 byte of a file name, held
+    by Python as a surrogate, cannot be); a relative path needs a working
+    directory, which may have been removed.
+    """
+    if not path:
+        return "an empty path"
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return f"the path {ascii(path)} holds a newline or another control character"
+    if encoding:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"the path {ascii(path)} is not UTF-8, which MXNet's writer needs"
+    if not os.path.isabs(path):
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            return f"{path} is relative and the working directory was removed; give an absolute path"
+    return None
+
+
+def read_regular(path, limit):
+    """The bytes of the regular file at path, at most limit of them; OSError or ValueError in words.
+
+    Opened without blocking, so a FIFO or a device never stalls the read, and
+    refused unless it is a regular file; its size is checked before anything
+    is allocated (a sparse file may claim a terabyte).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{path} is {info.st_size:,} bytes, more than the {limit:,} it may be")
+        chunks, left = [], limit + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:  # grown since the check
+            raise ValueError(f"{path} is more than the {limit:,} bytes it may be")
+        return data
+    finally:
+        os.close(fd)
 
 
 def check_writable(path, *others):
@@ -57,8 +126,9 @@ def check_writable(path, *others):
     path, made and removed. An existing path must be a regular file: a save
     replaces it, and a device node or a folder is not to be replaced.
     """
-    if not path:
-        raise CannotWrite("an empty path")
+    for p in (path, *others):
+        if problem := path_problem(p, encoding=True):
+            raise CannotWrite(problem)
     for p in (path, *others):
         if os.path.lexists(p) and not os.path.isfile(p):
             kind = "a directory" if os.path.isdir(p) else "not a regular file"
@@ -75,8 +145,8 @@ def check_folder(folder, create=True, probe=None):
     will use), else a temporary name: permission bits say nothing for root or
     on a read-only mount.
     """
-    if not folder:
-        raise CannotWrite("an empty path")
+    if problem := path_problem(folder):
+        raise CannotWrite(problem)
     folder = os.path.abspath(folder)
     existing = folder
     while create and not os.path.exists(existing):

@@ -7,6 +7,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -197,6 +198,98 @@ def test_unusable_save_paths_are_refused_before_training(tmp_path, make, name):
 def test_an_empty_plot_dir_is_refused():
     code, out, err = run_main(scratch, ["--plot-dir", ""])
     assert code == 2 and out == "" and "--plot-dir: an empty path" in err
+
+
+def test_a_save_and_the_figures_writing_one_file_are_refused_before_training(tmp_path):
+    for save, plot_dir in (("fit.png", "."), ("x", "x.json"), ("x", "x/figures")):
+        code, out, err = run_main(scratch, ["--save", str(tmp_path / save), "--plot-dir", str(tmp_path / plot_dir)])
+        assert code == 2 and out == "" and err.count("\n") == 1 and "would write over or in" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("flag", ["--save", "--plot-dir", "--load"])
+@pytest.mark.parametrize("name, says", [("a\nb", "newline"), ("a\x1bb", "control character"),
+                                        ("a\udcffb", "not UTF-8")], ids=["newline", "escape", "non-UTF-8"])
+def test_a_path_that_would_break_the_line_or_mxnet_is_refused_before_training(tmp_path, flag, name, says):
+    if says == "not UTF-8" and flag != "--save":
+        return  # only MXNet's writer needs UTF-8; Python reads and writes such names
+    code, out, err = run_main(scratch, [flag, str(tmp_path / name)])
+    assert code == 2 and out == "" and err.count("\n") == 1 and says in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_relative_save_without_a_working_directory_is_bad_input(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.run(["sh", "-c", 'cd "$0" && rmdir "$0" && exec "$@"', str(gone), sys.executable,
+                           "-m", "linreg.scratch", "--save", "m.params"], env={**os.environ, "PYTHONPATH": ROOT},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "the working directory was removed" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("which", ["parameters", "sidecar"])
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path, which):
+    path = tmp_path / "m.params"
+    if which == "sidecar":
+        path.write_bytes(GOOD)
+    os.mkfifo(path if which == "parameters" else tmp_path / "m.params.json")
+    # Opened as a FIFO is opened, the read would wait for a writer forever (the timeout says so).
+    for args in (["-m", "linreg.predict", str(path), "--x", "1,2"], ["-m", "linreg.scratch", "--load", str(path)]):
+        proc = run(args)
+        assert proc.returncode == 2 and "is not a regular file" in proc.stderr, proc.stderr
+
+
+def test_a_sparse_terabyte_is_refused_before_it_is_read_and_replaced_by_a_save(tmp_path):
+    path = tmp_path / "m.params"
+    with open(path, "wb") as f:
+        f.truncate(1 << 40)  # a terabyte that takes no disk
+    for args in (["-m", "linreg.predict", str(path), "--x", "1,2"], ["-m", "linreg.scratch", "--load", str(path)]):
+        proc = run(args)
+        assert proc.returncode == 2 and "1,099,511,627,776 bytes, more than" in proc.stderr, proc.stderr
+    train_and_save(scratch, path)  # over it: the old file is not read whole to be named "previous"
+    assert checkpoint.read(str(path))[0] == "scratch"
+
+
+def waiting_for_a_lock(pid):
+    """True while pid waits for a flock (a "->" line of /proc/locks)."""
+    with open("/proc/locks") as f:
+        return any("->" in line and f" {pid} " in f" {line} ".replace(":", " ") for line in f)
+
+
+def test_two_saves_at_once_leave_the_later_pair_whole(tmp_path):
+    path = tmp_path / "m.params"
+    train_and_save(gluon, path)
+    first = subprocess.Popen([sys.executable, "-c", PAUSING_SAVE.format(impl="scratch"), "--quiet", "--epochs", "1",
+                              "--seed", "9", "--save", str(path)], cwd=ROOT, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
+    second = None
+    try:
+        for line in first.stderr:  # let the first save run up to its last rename, and hold it there
+            if line.strip() == "STAGE rename m.params":
+                break
+            first.stdin.write("\n")
+            first.stdin.flush()
+        second = subprocess.Popen([sys.executable, "-m", "linreg.scratch", "--json", "--epochs", "1", "--seed", "5",
+                                   "--save", str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, preexec_fn=default_signals)
+        printed = json.loads(second.stdout.readline())  # trained; its save comes next
+        # Its save waits for the first one's (without the lock it would finish, and the first
+        # one's last rename would then pair its parameters with the second one's sidecar).
+        deadline = time.monotonic() + 60
+        while not waiting_for_a_lock(second.pid) and second.poll() is None:
+            assert time.monotonic() < deadline, "the second save neither waited nor ended"
+            time.sleep(0.05)
+        first.stdin.write("\n" * 4)
+        first.stdin.close()
+        assert first.wait(timeout=60) == 0 and second.wait(timeout=60) == 0, second.stderr.read()
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    found, w, b = checkpoint.read(str(path))
+    assert found == "scratch" and list(w) == [np.float32(v) for v in printed["w"]] and b == np.float32(printed["b"])
+    assert temps(tmp_path) == []
 
 
 # Crafted files --------------------------------------------------------------------
