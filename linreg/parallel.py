@@ -77,13 +77,25 @@ def check_workers_agree(kv, rank, num_workers, config):
     sum of the pushes, so every worker pulls every row.
     """
     facts = {"steps": dist_steps(config), **{name: getattr(config, name) for name in SHARED}}
-    mine = np.zeros((num_workers, len(facts)))
-    mine[rank] = [_exact(value) for value in facts.values()]
+    # One row a possible worker, whatever this one was told: a table whose shape differed
+    # between workers would crash the servers. Column 0 says the row was pushed.
+    mine = np.zeros((dmlc.MAX_PROCESSES, 2 + len(facts)))
+    mine[rank] = [1, num_workers] + [_exact(value) for value in facts.values()]
     kv.init(AGREE_KEY, nd.zeros(mine.shape, dtype="float64"))
     kv.push(AGREE_KEY, nd.array(mine, dtype="float64"))
     table = nd.zeros(mine.shape, dtype="float64")
     kv.pull(AGREE_KEY, out=table)
     table = table.asnumpy()
+    pushed = table[table[:, 0] > 0]
+    told = sorted({int(v) for v in pushed[:, 1]})
+    if len(pushed) != num_workers or told != [num_workers]:
+        # The servers sum as many pushes as they were told workers: a worker told more would
+        # train on its share of each batch, the others' shares never pushed.
+        raise ConfigError("kvstore", f"{config.kvstore}: the cluster's counts disagree: the servers summed "
+                                     f"{len(pushed)} worker(s)' pushes, and the workers were told DMLC_NUM_WORKER="
+                                     f"{','.join(map(str, told))}; give every process the same -n and -s "
+                                     "(python -m linreg.recipe)")
+    table = pushed[:, 2:]
     differ = [j for j in range(len(facts)) if (table[:, j] != table[0, j]).any()]
     if not differ:
         return

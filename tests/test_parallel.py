@@ -115,6 +115,21 @@ def test_workers_that_would_disagree_stop_before_the_first_step(tmp_path, flag, 
     assert processes_with(marker) == []
 
 
+def test_a_worker_told_more_workers_than_the_servers_stops_before_the_first_step():
+    # Recipe lines of two clusters mixed: the worker was told 2 workers, the scheduler and
+    # server 1. Unchecked, it trains on half of each batch and exits 0 with other parameters.
+    marker = uuid.uuid4().hex
+    proc = launch("-n", "1", "--timeout", str(LAUNCH_BOUND), "--", "sh", "-c",
+                  'if [ "$DMLC_ROLE" = worker ]; then export DMLC_NUM_WORKER=2; fi; '
+                  'exec "$0" -m linreg.gluon --kvstore dist_sync --quiet --fast', sys.executable, marker=marker)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert ("the cluster's counts disagree: the servers summed 1 worker(s)' pushes, and the workers were told "
+            "DMLC_NUM_WORKER=2; give every process the same -n and -s") in last, last
+    assert "|learned-true|" not in proc.stdout
+    assert processes_with(marker) == []
+
+
 def test_a_worker_that_finished_alone_is_reported_within_seconds():
     marker = uuid.uuid4().hex
     # The first worker to start finishes at once, the other never does: in a
