@@ -121,14 +121,14 @@ def test_a_server_or_scheduler_with_a_bad_environment_is_one_line_and_exit_2(env
     (["linreg.scratch", "--epochs", "1", "--quiet"], "w[0] "),
     (["linreg.predict", "x.params", "--x", "1,2"], "x.params does not exist"),
     (["linreg.launch", "-n", "1", "--timeout", "60", "--", sys.executable, "-c",
-      "import os; print(os.environ['DMLC_ROLE'], os.environ['DMLC_PS_ROOT_PORT'] != '9091')"],
-     "[worker 0] worker True"),
+      "import os; print(os.environ['DMLC_ROLE'], os.environ['DMLC_PS_ROOT_PORT'] != '9091', 'DMLC_LOCAL' in os.environ)"],
+     "[worker 0] worker True False"),
 ])
 def test_a_role_left_in_the_shell_is_ignored_where_no_role_is_taken(role, module, says):
     # A recipe's variables, still exported: scratch, predict and the launcher are never a
     # scheduler or server (mxnet would make them one at its import, and they would wait for
     # workers forever); the launcher's children get its variables, not the shell's.
-    env = {**GOOD, "DMLC_ROLE": role}
+    env = {**GOOD, "DMLC_ROLE": role, "DMLC_LOCAL": "1"}  # and one the launcher does not set
     proc = run_with(env, module)
     assert says in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert proc.returncode == (2 if "predict" in module[0] else 0), proc.stderr
