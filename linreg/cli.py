@@ -42,6 +42,20 @@ def settle_streams():
                 pass
 
 
+def say(text):
+    """text as a line on stderr, if there is one; never on stdout.
+
+    With stderr closed sys.stderr is None, and print(file=None) would write
+    to stdout, into a --json object.
+    """
+    if sys.stderr is None:
+        return
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # a broken or closed stderr: the line is lost, the run is not
+        pass
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line: 'prog: error: message'."""
 
@@ -290,8 +304,8 @@ def main(argv, implementation, defaults, train, save_params):
             try:
                 result = train(config, verbose=not (args.json or args.quiet), start=start)
                 if result.interrupted:
-                    print(f"interrupted ({result.interrupted}) at iteration {len(result.batch_losses)}; "
-                          "these are the parameters reached", file=sys.stderr)
+                    say(f"interrupted ({result.interrupted}) at iteration {len(result.batch_losses)}; "
+                        "these are the parameters reached")
                 if args.json:
                     print(json.dumps(result.to_dict()))
                 else:

@@ -334,11 +334,13 @@ def load_mxnet():
     except Unavailable as e:
         if hasattr(sys, "ps1"):
             raise
-        sys.stderr.write(f"linreg: {e}\n")
+        if sys.stderr is not None:  # closed: the exit code says it
+            sys.stderr.write(f"linreg: {e}\n")
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         if hasattr(sys, "ps1"):  # an interactive session: leave it to the prompt
             raise
-        sys.stderr.write("interrupted while importing mxnet\n")
+        if sys.stderr is not None:
+            sys.stderr.write("interrupted while importing mxnet\n")
         raise SystemExit(130) from None  # as a shell reports SIGINT
     return mxnet

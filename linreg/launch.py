@@ -23,7 +23,7 @@ import threading
 import time
 
 from . import keeper
-from .cli import EXIT_USAGE, Parser, fail
+from .cli import EXIT_USAGE, Parser, fail, say
 from .files import STOP_SIGNALS
 from .dmlc import LOOPBACK as HOST
 from .dmlc import MAX_PROCESSES, cluster_env
@@ -123,10 +123,7 @@ class Cluster:
                     self.output_closed = True
 
     def notice(self, text):
-        try:
-            print(f"python -m linreg.launch: {text}", file=sys.stderr, flush=True)
-        except (OSError, ValueError, AttributeError):  # a lost stderr
-            pass
+        say(f"python -m linreg.launch: {text}")
 
     def wait(self, timeout, shutdown_grace=SHUTDOWN_GRACE):
         """None when every child exited 0, else (exit code, one-line reason)."""

@@ -199,25 +199,24 @@ def make_folders(folder):
 
 def can_show():
     """True if a window can open; else say why on stderr, in one line."""
+    from .cli import say  # linreg.cli imports this module
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        print("--show: no display (DISPLAY is not set); not showing the figures", file=sys.stderr)
+        say("--show: no display (DISPLAY is not set); not showing the figures")
         return False
     bad = import_matplotlib()
     if bad is not None:
-        print(f"--show: MPLBACKEND={bad} names no matplotlib backend; not showing the figures",
-              file=sys.stderr)
+        say(f"--show: MPLBACKEND={bad} names no matplotlib backend; not showing the figures")
         return False
     try:
         import matplotlib.pyplot  # noqa: F401  resolves the default backend
     except ImportError as e:  # a backend whose toolkit is not installed
-        print(f"--show: matplotlib cannot start its backend ({e}); not showing the figures",
-              file=sys.stderr)
+        say(f"--show: matplotlib cannot start its backend ({e}); not showing the figures")
         return False
     import matplotlib
     from matplotlib import rcsetup
     if matplotlib.get_backend().lower() not in {b.lower() for b in rcsetup.interactive_bk}:
-        print(f"--show: matplotlib has no interactive backend here ({matplotlib.get_backend()}); "
-              "not showing the figures", file=sys.stderr)
+        say(f"--show: matplotlib has no interactive backend here ({matplotlib.get_backend()}); "
+            "not showing the figures")
         return False
     return True
 

@@ -111,3 +111,15 @@ def test_a_non_blocking_stdout_gets_every_byte(children):
     err = proc.communicate(timeout=BOUND)[1]
     assert proc.returncode == 0 and err == b""
     assert len(json.loads(out)["batch_losses"]) == 10000
+
+
+def test_with_stderr_closed_the_interrupt_notice_never_reaches_stdout(children):
+    # print(file=sys.stderr) with no stderr writes to stdout: into a --json object, or here
+    # between the progress lines and the table.
+    proc = children(with_closed("2>&-", "-m", "linreg.scratch", "--num-examples", "20000", "--epochs", "1000"),
+                    cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("Epoch 1, batch ")  # training has begun
+    proc.send_signal(15)
+    out, _ = proc.communicate(timeout=BOUND)
+    assert proc.returncode == 143
+    assert "interrupted" not in out and out.splitlines()[-1].startswith("b ")
