@@ -25,7 +25,11 @@ spec = importlib.util.spec_from_file_location("testhosts", os.path.join(ROOT, "s
 testhosts = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(testhosts)
 
-BOUND = 15  # seconds: each process's `timeout` in the fault tests, the recipe's bound on a cluster that cannot finish
+# Seconds: each process's `timeout` in the fault tests, the recipe's bound on a cluster that
+# cannot finish. A worker must reach its first progress line inside it (mxnet's import, the
+# cluster forming, the workers' agreement, 100 steps): a few seconds idle, over 15 s seen with
+# two suites at once on 2 cores, so 30.
+BOUND = 30
 KILL_AFTER = 5  # seconds: timeout's --kill-after, for a worker blocked where SIGTERM cannot reach Python
 RUN_BOUND = 120  # seconds a whole healthy run may take here, start-up of four mxnet processes included
 
