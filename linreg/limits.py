@@ -89,9 +89,11 @@ def mxnet_threads(environ=os.environ):
     second device's worker.
     """
     cores = len(os.sched_getaffinity(0))
-    omp = _whole(environ, "OMP_NUM_THREADS", cores)
-    return (1 + _whole(environ, "MXNET_CPU_WORKER_NTHREADS", 1) + _whole(environ, "MXNET_CPU_PRIORITY_NTHREADS", 4)
-            + omp - 1 + 1)
+    main, second_device = 1, 1
+    workers = _whole(environ, "MXNET_CPU_WORKER_NTHREADS", 1)
+    priority = _whole(environ, "MXNET_CPU_PRIORITY_NTHREADS", 4)
+    omp_team = _whole(environ, "OMP_NUM_THREADS", cores) - 1  # the calling thread is one of them
+    return main + workers + priority + omp_team + second_device
 
 
 def task_problem(environ=os.environ):
