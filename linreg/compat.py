@@ -336,6 +336,17 @@ def load_mxnet():
             raise
         if sys.stderr is not None:  # closed: the exit code says it
             sys.stderr.write(f"linreg: {e}\n")
+        if "mxnet" in sys.modules:
+            # Too little address space for mxnet's threads: its teardown at exit may then
+            # abort ("terminate called without an active exception", SIGABRT), so skip it.
+            # Nothing is written yet; only the streams need flushing.
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:
+                    try:
+                        stream.flush()
+                    except (OSError, ValueError):
+                        pass
+            os._exit(2)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         if hasattr(sys, "ps1"):  # an interactive session: leave it to the prompt
