@@ -319,6 +319,19 @@ CRAFTED = {
     "infinite bias": params_file([((2, 1), b"\0" * 8), ((1,), np.float32([np.inf]).tobytes())]),
     "three names": params_file([((2, 1), b"\0" * 8), ((1,), b"\0" * 4)], names=["w", "b", "c"]),
 }
+# What each refusal must say: the reason, not only "exit 2, one line" (a file refused for
+# another reason than its own would pass that).
+REASONS = {
+    "negative dimension": "an array of shape (-2, 1)",
+    "zero dimension": "an array of shape (0, 1)",
+    "huge dimension": "an array of shape (4611686018427387904, 1)",
+    "truncated": "the file ends early",
+    "trailing bytes": "bytes after the end",
+    "float64": "an array of dtype code 1, not float32",
+    "NaN weight": "parameters that are not finite (NaN or infinity)",
+    "infinite bias": "parameters that are not finite (NaN or infinity)",
+    "three names": "names and arrays do not pair up",
+}
 
 
 def test_the_writer_here_is_mxnets_format():
@@ -344,6 +357,7 @@ def test_crafted_parameter_files_are_one_line_and_exit_2(tmp_path, name, with_si
     for module, argv in ((predict, [str(path), "--x", "1,2"]), (scratch, ["--load", str(path), "--epochs", "0"])):
         code, out, err = run_main(module, argv)
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (module, err)
+        assert f"{path} is not a linreg parameter file: {REASONS[name]}" in err, (module, err)
 
 
 def test_a_negative_dimension_does_not_crash_the_process(tmp_path):

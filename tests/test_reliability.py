@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
@@ -286,7 +286,7 @@ FLAG_VALUES = {
     "--noise": (["0", "0.01", "1"], ["-1", "nan"]),
     "--batch-size": (["1", "3", "10", "1000"], ["0", "-1", "2.5"]),
     "--epochs": (["0", "1", "2"], ["-1", "z"]),
-    "--lr": (["0.001", "0.03", "0.3", "1", "10", "1e30"], ["0", "-1", "nan", "inf"]),
+    "--lr": (["0.001", "0.03", "0.3", "1", "10", "1e15"], ["0", "-1", "nan", "inf", "1e30"]),
     "--init-sigma": (["0.01", "1", "1e15"], ["1e20", "0", "-1"]),
     "--seed": (["0", "1", "4294967295"], ["4294967296", "-1"]),
     "--report-every": (["1", "100"], ["0"]),
@@ -300,35 +300,73 @@ GLUON_FLAG_VALUES = {  # flags only the Gluon half has
 
 @st.composite
 def command_lines(draw, values):
+    """(argv, the flags given an invalid value)."""
     flags = draw(st.lists(st.sampled_from(sorted(values)), unique=True, max_size=5))
-    argv = ["--num-examples=200", "--epochs=2"]  # a small base; a drawn flag overrides it
+    argv, invalid = ["--num-examples=200", "--epochs=2"], []  # a small base; a drawn flag overrides it
     for f in flags:
-        valid, invalid = values[f]
-        argv.append(f"{f}={draw(st.sampled_from(valid * 4 + invalid))}")
-    return argv + ["--json"]
+        valid, bad = values[f]
+        value = draw(st.sampled_from(valid * 4 + bad))
+        argv.append(f"{f}={value}")
+        if value not in valid:
+            invalid.append(f)
+    return argv + ["--json"], invalid
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
-@given(argv=command_lines(FLAG_VALUES))
-def test_random_scratch_command_lines(argv):
-    check_command_line(scratch, argv)
+@given(drawn=command_lines(FLAG_VALUES))
+def test_random_scratch_command_lines(drawn):
+    check_command_line(scratch, *drawn)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
-@given(argv=command_lines({**FLAG_VALUES, **GLUON_FLAG_VALUES}), fast=st.booleans())
-def test_random_gluon_command_lines(argv, fast):
-    check_command_line(gluon, argv + ["--fast"] * fast)
+@given(drawn=command_lines({**FLAG_VALUES, **GLUON_FLAG_VALUES}), fast=st.booleans())
+def test_random_gluon_command_lines(drawn, fast):
+    argv, invalid = drawn
+    check_command_line(gluon, argv + ["--fast"] * fast, invalid)
 
 
-def check_command_line(module, argv):
+def check_command_line(module, argv, invalid):
     code, out, err = run_main(module, argv)
-    assert code in (0, 2, 3), (argv, err)
+    event(f"exit {code}")
     assert "Traceback" not in err
-    if code == 0:
-        result = json.loads(out)
-        assert all(math.isfinite(v) for v in result["w"] + [result["b"]])
+    if invalid:  # refused, for one of the values drawn invalid
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (argv, err)
+        assert any(flag in err for flag in invalid), (argv, invalid, err)
+        return
+    options = dict(a[2:].split("=", 1) for a in argv if "=" in a)
+    config = defaults(module, **{key.replace("-", "_"): parse_value(key, value) for key, value in options.items()})
+    batch, n = config.batch_size, config.num_examples
+    if module is gluon and len(config.ctx) > min(batch, n):
+        assert code == 2 and "must be at least the number of workers times devices" in err, (argv, err)
+        return
+    from linreg.data import make_data
+    features = make_data(config)[0].asnumpy().astype(np.float64)
+    design = np.column_stack([features, np.ones(n)])
+    whole = np.linalg.eigvalsh(design.T @ design / n).max()
+    per_example = (design ** 2).sum(axis=1).max()
+    step = module.step_size(config)
+    if config.epochs == 0 or step * per_example < 2:
+        assert code == 0, (argv, step * per_example, err)
+    elif step * whole >= 2 * (1 + 1e-6):  # float32 data against float64 here: 1e-6 either side
+        assert code == 3 and f"--lr {config.lr:g} diverges" in err, (argv, step * whole, err)
+        return
     else:
-        assert out == "" and len(err.strip().splitlines()) == 1
+        assert code == 0 or (code == 3 and "diverged at epoch" in err), (argv, step * whole, err)
+        if code == 3:
+            return
+    result = json.loads(out)
+    assert all(math.isfinite(v) for v in result["w"] + [result["b"]])
+    assert len(result["epoch_losses"]) == config.epochs
+
+
+def parse_value(key, value):
+    if key in ("true-w", "ctx"):
+        return tuple(value.split(",")) if key == "ctx" else tuple(map(float, value.split(",")))
+    if key in ("num-examples", "batch-size", "epochs", "seed", "report-every"):
+        return int(value)
+    if key in ("kvstore",):
+        return value
+    return float(value)
 
 
 def test_signals_in_quick_succession_keep_the_run(tmp_path, start_training):
