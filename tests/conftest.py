@@ -1,6 +1,12 @@
 """Shared fixtures: the two implementations and their tutorial defaults."""
 
+import os
+import shutil
+import tempfile
+
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from linreg import gluon, scratch
 from linreg.config import GLUON, SCRATCH
@@ -25,3 +31,44 @@ def impl(request):
 def defaults(impl, **changes):
     """The implementation's tutorial configuration with some fields changed."""
     return DEFAULTS[impl].replace(**changes)
+
+
+# Nothing the suite runs may leave a file in the checkout (a failing docs test once left
+# docs/*.md.err there). The controller lists the checkout before and after; anything new
+# fails the session. Caches are off: pytest's (pytest.ini) and hypothesis's database.
+settings.register_profile("linreg", database=None)
+settings.load_profile("linreg")
+# hypothesis also caches what it learns of the code in its home folder, ./.hypothesis by default.
+HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="linreg-hypothesis-")
+set_hypothesis_home_dir(HYPOTHESIS_HOME)
+SKIPPED = {".git", "__pycache__"}
+BEFORE = pytest.StashKey[set]()
+
+
+def checkout_files():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in SKIPPED and not d.startswith(".venv")]
+        found.update(os.path.relpath(os.path.join(folder, f), root) for f in files + dirs)
+    return found
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, or a run without xdist
+        session.config.stash[BEFORE] = checkout_files()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = session.config.stash.get(BEFORE, None)
+    if before is None:
+        return
+    left = sorted(checkout_files() - before)
+    if left:
+        session.config.get_terminal_writer().line(f"the tests left files in the checkout: {', '.join(left)}",
+                                                   red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(HYPOTHESIS_HOME, ignore_errors=True)  # each process its own
