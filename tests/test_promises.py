@@ -203,6 +203,16 @@ def test_save_over_a_file_that_is_not_a_checkpoint_replaces_it(tmp_path):
     assert checkpoint.read(str(path))[0] == "scratch"
 
 
+def test_a_save_sweeps_only_its_own_names_temporary_files(tmp_path):
+    # Another checkpoint's save in the same folder, mid-write (its name as long as this one's).
+    other = tmp_path / f".other.params.{os.getpid()}.a1b2c3d4.tmp"
+    other.write_bytes(b"half a save")
+    dead = tmp_path / ".model.params.99999999.a1b2c3d4.tmp"  # this name's, left by a killed save
+    dead.write_bytes(b"half a save")
+    saved(tmp_path)
+    assert other.exists() and not dead.exists()
+
+
 def saved(tmp_path, impl=scratch):
     path = tmp_path / "model.params"
     code, _, err = run_main(impl, ["--quiet", "--epochs", "1", "--save", str(path)])
