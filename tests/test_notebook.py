@@ -65,7 +65,8 @@ def test_the_notebook_runs_on_a_kernel_registered_from_this_environment(committe
     # client finds through JUPYTER_PATH, and nothing is written to the user's Jupyter folders.
     subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(tmp_path), "--name",
                     "linreg-test", "--display-name", "linreg (MXNet 1.9.1)"], check=True, capture_output=True,
-                   timeout=120)
+                   timeout=120, env={**os.environ, "TMPDIR": str(tmp_path)})  # it leaves an empty
+    # tempfile.mkdtemp(suffix="_kernels") behind (ipykernel's install): in the test's folder, not /tmp
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share" / "jupyter"))
     fresh = cleared(committed)
     make_notebook().execute(fresh, kernel_name="linreg-test")
