@@ -1,9 +1,10 @@
 """Promises the code keeps that no other test held: each test here failed on a plausible bug
 planted in the code (docs/testing.md, "Mutations"), and passes on the code as it is."""
 
-import hashlib
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +14,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from linreg import checkpoint, fast, gluon, launch, parallel, predict, progress, scratch
-from linreg.config import GLUON, MEMORY_SHARE, SCRATCH, ConfigError, check_memory
-from linreg.data import set_seed
+from linreg import checkpoint, compat, fast, gluon, launch, parallel, plots, predict, progress, recipe, scratch
+from linreg import config as config_module
+from linreg.config import MEMORY_SHARE, SCRATCH, ConfigError, check_memory
+from linreg.data import make_data
 from mxnet import nd
 
 from .conftest import defaults
@@ -173,7 +175,6 @@ RECIPE = ["worker", "--scheduler", "10.0.0.1", "--host", "10.0.0.2", "--interfac
     ({"worker": "client"}, "argument role: invalid choice: 'client'"),
 ])
 def test_recipe_refuses_bad_input_for_its_reason(change, says):
-    from linreg import recipe
     argv = list(RECIPE)
     for key, value in change.items():
         if key in argv:
@@ -186,7 +187,6 @@ def test_recipe_refuses_bad_input_for_its_reason(change, says):
 
 
 def test_recipe_checks_the_interface_here():
-    from linreg import recipe
     argv = [a for a in RECIPE if a != "--no-check"]
     argv[argv.index("--interface") + 1] = "nosuchif0"
     code, out, err = run_main(recipe, argv)
@@ -194,6 +194,14 @@ def test_recipe_checks_the_interface_here():
 
 
 # Checkpoints and the files they are ------------------------------------------------------
+
+def saved(tmp_path, impl=scratch):
+    """A checkpoint of a one-epoch run, saved by the command line: its path."""
+    path = tmp_path / "model.params"
+    code, _, err = run_main(impl, ["--quiet", "--epochs", "1", "--save", str(path)])
+    assert code == 0, err
+    return path
+
 
 def test_save_over_a_file_that_is_not_a_checkpoint_replaces_it(tmp_path):
     path = tmp_path / "model.params"
@@ -211,13 +219,6 @@ def test_a_save_sweeps_only_its_own_names_temporary_files(tmp_path):
     dead.write_bytes(b"half a save")
     saved(tmp_path)
     assert other.exists() and not dead.exists()
-
-
-def saved(tmp_path, impl=scratch):
-    path = tmp_path / "model.params"
-    code, _, err = run_main(impl, ["--quiet", "--epochs", "1", "--save", str(path)])
-    assert code == 0, err
-    return path
 
 
 def test_an_unreadable_sidecar_is_refused_not_ignored(tmp_path):
@@ -299,7 +300,6 @@ def test_every_name_mxnet_asks_numpy_for_is_in_compats_table():
     """
     proc = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    from linreg import compat
     asked = set(proc.stdout.split())
     assert asked <= set(compat.CONSTANTS) | set(compat.FUNCTIONS), asked - set(compat.CONSTANTS) - set(compat.FUNCTIONS)
 
@@ -369,7 +369,7 @@ def test_every_seed_numpy_takes_is_taken(seed):
 
 
 def test_the_memory_check_refuses_past_its_share_of_the_room(monkeypatch):
-    from linreg import config as config_module
+    # config's own names are replaced: the room is exactly what is given here.
     needed = config_module.memory_needed(SCRATCH)
     monkeypatch.setattr(config_module, "memory_headroom", lambda available: (available, "available"))
     monkeypatch.setattr(config_module, "available_memory", lambda: int(needed / MEMORY_SHARE) + 4096)
@@ -389,7 +389,6 @@ def test_predict_skips_blank_and_whitespace_only_lines():
 
 def test_epoch_marks_sit_at_each_epochs_last_iteration_when_the_last_batch_is_short(impl):
     # 1005 examples in batches of 10: 101 iterations an epoch, the last of 5 examples.
-    from linreg import plots
     result = impl.train(defaults(impl, epochs=2, num_examples=1005))
     lines = plots.figures(result)["loss.png"].axes[0].lines
     assert len(result.batch_losses) == 202
@@ -399,9 +398,7 @@ def test_epoch_marks_sit_at_each_epochs_last_iteration_when_the_last_batch_is_sh
 def test_the_figures_of_a_one_input_run_draw_its_input(tmp_path):
     code, _, err = run_main(scratch, ["--quiet", "--epochs", "1", "--true-w", "3", "--plot-dir", str(tmp_path)])
     assert code == 0, err
-    from linreg import plots
     result = scratch.train(SCRATCH.replace(true_w=(3.0,), epochs=1))
-    from linreg.data import make_data
     features, labels = make_data(result.config)
     data = plots.figures(result)["data.png"].axes[0]
     assert data.get_xlabel() == "X[:, 0]"
@@ -411,7 +408,6 @@ def test_the_figures_of_a_one_input_run_draw_its_input(tmp_path):
 # scripts/same_numbers.py and scripts/bench.py: their logic, on records made here ------------
 
 def script(name):
-    import importlib.util
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -536,7 +532,6 @@ def test_venv_sh_rebuilds_for_the_python_asked_for(tmp_path):
 @pytest.mark.parametrize("changed", ["setup.py", "pins.txt", "scripts/venv.sh"])
 def test_venv_sh_rebuilds_when_what_it_installs_from_changes(tmp_path, changed):
     # A copy of the three files venv.sh hashes; a venv made from them; then one of them changes.
-    import shutil
     root = tmp_path / "root"
     (root / "scripts").mkdir(parents=True)
     for name in ("setup.py", "pins.txt", "scripts/venv.sh"):
