@@ -1,9 +1,11 @@
 """Promises the code keeps that no other test held: each test here failed on a plausible bug
 planted in the code (docs/testing.md, "Mutations"), and passes on the code as it is."""
 
+import importlib.metadata
 import importlib.util
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -13,6 +15,7 @@ import uuid
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from packaging.requirements import Requirement
 
 from linreg import checkpoint, compat, fast, gluon, launch, parallel, plots, predict, progress, recipe, scratch
 from linreg import config as config_module
@@ -548,3 +551,26 @@ def test_venv_sh_rebuilds_when_what_it_installs_from_changes(tmp_path, changed):
         f.write("\n# changed\n")
     proc = run()
     assert "rebuilding" in proc.stderr and not (venv / "kept").exists()
+
+
+# pins.txt against the wheels installed ------------------------------------------------------
+
+def test_each_pin_for_this_python_is_installed_from_a_wheel_built_for_it():
+    # pins.txt says each pin is a release with a wheel for that Python. The oracle is the
+    # installed distribution's own WHEEL file: its tags must name this CPython and a
+    # portable platform (a wheel from the index, not one built here from source).
+    here = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    applied = []
+    with open(os.path.join(ROOT, "pins.txt")) as f:
+        for line in f:
+            text = line.split("#", 1)[0].strip()
+            if not text or not Requirement(text).marker.evaluate():
+                continue
+            requirement = Requirement(text)
+            dist = importlib.metadata.distribution(requirement.name)
+            assert requirement.specifier.contains(dist.version), (text, dist.version)
+            tags = [l.split(": ", 1)[1] for l in dist.read_text("WHEEL").splitlines() if l.startswith("Tag: ")]
+            assert tags and all(t.startswith(f"{here}-{here}-") for t in tags), (requirement.name, tags)
+            assert not any(t.endswith(f"-linux_{platform.machine()}") for t in tags), (requirement.name, tags)
+            applied.append(requirement.name)
+    assert sorted(applied) == ["contourpy", "matplotlib", "numpy"]
