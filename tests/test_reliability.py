@@ -21,6 +21,7 @@ from numpy.testing import assert_allclose
 
 from linreg import checkpoint, gluon, predict, scratch
 from linreg.checkpoint import CheckpointError
+from linreg.data import make_data
 
 from .conftest import TRUE_TOL, defaults
 
@@ -326,6 +327,16 @@ def test_random_gluon_command_lines(drawn, fast):
 
 
 def check_command_line(module, argv, invalid):
+    """Run a drawn command line and hold it to what it must do, from the definitions.
+
+    A value drawn invalid must be refused (exit 2, one line naming its flag). For valid
+    values: the step s along the mean gradient of 1/2 (y_hat - y)^2 (scratch: 2 B lr;
+    Gluon: lr) is unstable on the whole data when s C >= 2, C the largest eigenvalue of
+    its Hessian [X, 1]^T [X, 1] / n: refused before training (exit 3). No batch can
+    diverge when s M < 2, M the largest per-example curvature |x|^2 + 1 (a batch's
+    Hessian is a mean of those): it must train. Between the two, SGD may go either way,
+    and a divergence names its epoch. More devices than rows in a batch is refused.
+    """
     code, out, err = run_main(module, argv)
     event(f"exit {code}")
     assert "Traceback" not in err
@@ -339,7 +350,6 @@ def check_command_line(module, argv, invalid):
     if module is gluon and len(config.ctx) > min(batch, n):
         assert code == 2 and "must be at least the number of workers times devices" in err, (argv, err)
         return
-    from linreg.data import make_data
     features = make_data(config)[0].asnumpy().astype(np.float64)
     design = np.column_stack([features, np.ones(n)])
     whole = np.linalg.eigvalsh(design.T @ design / n).max()
