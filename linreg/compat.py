@@ -324,7 +324,10 @@ def load_mxnet():
         trouble = limits.task_problem()
         if trouble:
             raise Unavailable(trouble)
-        with warnings.catch_warnings():
+        from .files import signals_held
+        # Ctrl-C is held until the import ends, then raised: mxnet's own modules catch
+        # exceptions with bare `except:` (optional parts), which would swallow it there.
+        with signals_held(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             import mxnet
         fork_dataloader_workers(mxnet)
