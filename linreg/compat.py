@@ -306,7 +306,8 @@ def load_mxnet():
     are silenced, so that `python -W error` and JSON on stderr stay clean.
     What stops the import (a missing system library, no distutils) ends the
     program with one line and exit 2, and Ctrl-C in the two seconds this takes
-    with one line and exit 130; an interactive session gets the exception.
+    (held until the import ends) with one line and exit 130; an interactive
+    session gets the exception.
     """
     try:
         if os.environ.get("DMLC_ROLE", "worker") != "worker" and entry_module() not in ROLE_MODULES:
