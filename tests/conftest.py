@@ -38,9 +38,9 @@ def defaults(impl, **changes):
 # fails the session. Caches are off: pytest's (pytest.ini) and hypothesis's database.
 settings.register_profile("linreg", database=None)
 settings.load_profile("linreg")
-# hypothesis also caches what it learns of the code in its home folder, ./.hypothesis by default.
-HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="linreg-hypothesis-")
-set_hypothesis_home_dir(HYPOTHESIS_HOME)
+# hypothesis also caches what it learns of the code in its home folder, ./.hypothesis by default:
+# a temporary one, made once pytest is configured (a usage error makes none) and removed at its end.
+HYPOTHESIS_HOME = pytest.StashKey[str]()
 SKIPPED = {".git", "__pycache__"}
 BEFORE = pytest.StashKey[set]()
 
@@ -70,5 +70,11 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def pytest_configure(config):
+    config.stash[HYPOTHESIS_HOME] = tempfile.mkdtemp(prefix="linreg-hypothesis-")  # each process its own
+    set_hypothesis_home_dir(config.stash[HYPOTHESIS_HOME])
+
+
 def pytest_unconfigure(config):
-    shutil.rmtree(HYPOTHESIS_HOME, ignore_errors=True)  # each process its own
+    if HYPOTHESIS_HOME in config.stash:
+        shutil.rmtree(config.stash[HYPOTHESIS_HOME], ignore_errors=True)
