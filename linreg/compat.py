@@ -326,8 +326,8 @@ def load_mxnet():
         if trouble:
             raise Unavailable(trouble)
         from .files import signals_held
-        # Ctrl-C is held until the import ends, then raised: mxnet's own modules catch
-        # exceptions with bare `except:` (optional parts), which would swallow it there.
+        # Ctrl-C is held until the import ends, then raised: delivered inside mxnet's import,
+        # it was once lost and the run went on to exit 0 (CI, Python 3.13.0).
         with signals_held(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             import mxnet
@@ -343,7 +343,8 @@ def load_mxnet():
         if "mxnet" in sys.modules:
             # Too little address space for mxnet's threads: its teardown at exit may then
             # abort ("terminate called without an active exception", SIGABRT), so skip it.
-            # Nothing is written yet; only the streams need flushing.
+            # Nothing is written yet; only the streams need flushing (cli.settle_streams would
+            # import cli's checkpoint and plots first, under that same shortage).
             for stream in (sys.stdout, sys.stderr):
                 if stream is not None:
                     try:
