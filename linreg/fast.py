@@ -4,42 +4,55 @@
 
 Builds on linreg.gluon: its loop, Dense layer, L2Loss and SGD, with parts
 swapped. The net and the loss are one block, NetLoss, whose graph MXNet binds
-once per batch size (Symbol.bind, the executor mx.mod.Module runs on): the
+before training (Symbol.bind, the executor mx.mod.Module runs on): the
 backward graph is derived and the memory planned at bind, not at every
-autograd backward(). Each batch is gathered by nd.take straight into the
-executor's inputs, in the DataLoader's order; the update is MXNet's own fused
-SGD operator, the one gluon.Trainer calls. Per step: two take, one forward,
-one backward, one update, one mean for the progress lines
+autograd backward(). The graph gathers its own batch from the data, by the
+indices of the DataLoader's order, and gives the batch's mean loss as a second
+output; the update is MXNet's own fused SGD operator, the one gluon.Trainer
+calls. A step is three calls into MXNet: forward, backward, update; a group of
+GROUP steps adds one copy of their indices and one of their losses
 (docs/performance.md). The loss on all the data is taken a chunk at a time.
 """
 
 import contextlib
-import functools
+import ctypes
 import os
 
 import mxnet as mx
 import numpy as np
 from mxnet import nd
+from mxnet.base import _LIB, NDArrayHandle, OpHandle, c_handle_array, c_str, c_str_array, check_call
+from mxnet.ndarray import NDArray
 from mxnet.gluon import nn
 
 from . import gluon
 from .config import CHUNK
 
+# Steps a group: executors bound per batch size, each gathering its batch by
+# its own slice of one index array. A group's indices go to MXNet in one copy
+# and its losses come back in one; 8 makes those two a quarter of a call a
+# step, and binding 8 executors takes milliseconds (docs/performance.md).
+GROUP = 8
+
+
+def index_dtype(num_examples):
+    """int32 where it holds every index (half int64's memory), else int64."""
+    return np.int32 if num_examples < 2**31 else np.int64
+
 
 def sampler_order(num_examples):
     """RandomSampler's draw, np.random.shuffle(arange(n)), as int32 where n allows:
     the same permutation (shuffle's draws depend on n alone) in half the memory."""
-    order = np.arange(num_examples, dtype=np.int32 if num_examples < 2**31 else np.int64)
+    order = np.arange(num_examples, dtype=index_dtype(num_examples))
     np.random.shuffle(order)
     return order
 
 
-def take_batches(batch_size, features, labels, out=None):
+def take_batches(batch_size, features, labels):
     """The same minibatches as gluon.data_iter, in the same order, by nd.take.
 
-    out(size) -> (X, y): arrays to gather a batch of that size into (default:
-    new arrays). The order goes to MXNet a window of about CHUNK rows at a time,
-    so no copy of the data and no array of n indices is made on its side.
+    The order goes to MXNet a window of about CHUNK rows at a time, so no copy
+    of the data and no array of n indices is made on its side.
     """
     num_examples = features.shape[0]
     order = sampler_order(num_examples)
@@ -48,8 +61,7 @@ def take_batches(batch_size, features, labels, out=None):
         indices = nd.array(order[start:start + window], dtype=order.dtype, ctx=features.context)
         for i in range(0, indices.shape[0], batch_size):
             j = indices[i:i + batch_size]
-            X, y = out(j.shape[0]) if out else (None, None)
-            yield nd.take(features, j, out=X), nd.take(labels, j, out=y)
+            yield nd.take(features, j), nd.take(labels, j)
 
 
 def hybridized(block):
@@ -98,62 +110,124 @@ def quiet_bind():
             del os.environ["MXNET_SUBGRAPH_VERBOSE"]
 
 
-class BoundStep:
-    """One SGD step of loss(net(X), y), compiled by MXNet once per batch size.
+def train_symbol(net, loss):
+    """One step's graph: X, y = features[index], labels[index], then loss(net(X), y).
 
-    The graph is NetLoss's own symbol, its per-example losses marked as the
-    objective (make_loss: a head gradient of ones, as l.backward() has). It is
-    bound to the net's parameters themselves, weights and gradients, not
+    Its outputs: the per-example losses, marked as the objective (make_loss: a
+    head gradient of ones, as l.backward() has), and their mean, the batch's
+    loss for the progress lines (BlockGrad: no gradient flows back from it).
+    """
+    features, labels, index = mx.sym.var("features"), mx.sym.var("labels"), mx.sym.var("index")
+    l = NetLoss(net, loss)(mx.sym.take(features, index), mx.sym.take(labels, index))
+    return mx.sym.Group([mx.sym.make_loss(l), mx.sym.BlockGrad(mx.sym.mean(l))])
+
+
+class Call:
+    """nd.<op>(*inputs, out=outputs, **params), its arguments made C arrays once:
+    MXNet's Python wrappers convert them at every call, which at batch 10 took
+    longer than the operator itself. Without outputs, each call returns a new array."""
+
+    def __init__(self, op, inputs, outputs=(), **params):
+        self.handle = OpHandle()
+        check_call(_LIB.NNGetOpHandle(c_str(op), ctypes.byref(self.handle)))
+        self.arrays = list(inputs), list(outputs)  # the handles below stay valid while these live
+        self.inputs = c_handle_array(inputs)
+        self.outputs = ctypes.cast(c_handle_array(outputs), ctypes.POINTER(NDArrayHandle)) if outputs else None
+        self.keys, self.values = c_str_array(params), c_str_array([str(v) for v in params.values()])
+
+    def __call__(self):
+        inputs, outputs = self.arrays
+        made = self.outputs or ctypes.POINTER(NDArrayHandle)()  # MXNet fills it when empty
+        count = ctypes.c_int(len(outputs))
+        check_call(_LIB.MXImperativeInvokeEx(self.handle, len(inputs), self.inputs, ctypes.byref(count),
+                                             ctypes.byref(made), len(self.keys), self.keys, self.values,
+                                             ctypes.byref(ctypes.POINTER(ctypes.c_int)())))
+        return None if outputs else NDArray(ctypes.cast(made[0], NDArrayHandle))
+
+
+def fused_sgd(weights, grads, lr, batch_size):
+    """w <- w - lr * grad / B for every parameter in one call of MXNet's
+    multi_sgd_update, as Trainer('sgd').step(B) ends in."""
+    n = len(weights)
+    return Call("multi_sgd_update", [a for pair in zip(weights, grads) for a in pair], weights,
+                lrs=(lr,) * n, wds=(0.0,) * n, rescale_grad=1.0 / batch_size, num_weights=n)
+
+
+class BoundSteps:
+    """The SGD steps of an epoch, compiled by MXNet: train_symbol bound per
+    batch size, to the data and to the net's own weights and gradients, not
     copies, so the fused update and the net see every step.
+
+    The steps go in groups of GROUP batches. A group's indices are copied from
+    the DataLoader's order into an index array, of which executor k reads rows
+    k B to (k + 1) B; each executor keeps its own outputs, so the group's losses
+    are read after its last step. Two sets of executors and index arrays take
+    turns: the copy for one group waits only for the one before last, which the
+    engine has run by then. A short last batch (n % B rows) has executors of
+    its own, reading from where it falls in its group.
     """
 
-    def __init__(self, net, loss, lr, num_inputs, ctx):
-        self.lr, self.num_inputs, self.ctx = lr, num_inputs, ctx
+    def __init__(self, net, loss, lr, batch_size, features, labels):
+        n, ctx = features.shape[0], features.context
+        self.num_examples = n
+        self.size = min(batch_size, n)  # a batch larger than the data is all of it
+        whole, short = divmod(n, self.size)
         params = net.collect_params().values()
-        self.weights = {p.name: p.data(ctx) for p in params}
-        self.grads = {p.name: p.grad(ctx) for p in params}
-        # multi_sgd_update's arguments, the same arrays every step: w0, g0, w1, g1, ...
-        self.pairs = [a for name, w in self.weights.items() for a in (w, self.grads[name])]
-        self.symbol = mx.sym.make_loss(NetLoss(net, loss)(mx.sym.var("data"), mx.sym.var("label")))
-        self.executors = {}  # batch size -> executor
+        weights = {p.name: p.data(ctx) for p in params}
+        grads = {p.name: p.grad(ctx) for p in params}
+        symbol = train_symbol(net, loss)
+        update = {rows: fused_sgd(list(weights.values()), list(grads.values()), lr, rows)
+                  for rows in (self.size, short) if rows}
 
-    def executor(self, size):
-        """The graph bound for batches of `size` rows (bound at the first call)."""
-        if size not in self.executors:
-            args = {"data": nd.empty((size, self.num_inputs), ctx=self.ctx),
-                    "label": nd.empty((size,), ctx=self.ctx), **self.weights}
+        def bind(index):
+            args = {"features": features, "labels": labels, "index": index, **weights}
             with quiet_bind():
-                self.executors[size] = self.symbol.bind(
-                    self.ctx, args, args_grad=self.grads,
-                    grad_req={name: "write" if name in self.grads else "null" for name in args})
-        return self.executors[size]
+                return symbol.bind(ctx, args, args_grad=grads,
+                                   grad_req={name: "write" if name in grads else "null" for name in args})
 
-    def inputs(self, size):
-        """The executor's own (X, y) for a batch of `size`: take_batches' out."""
-        arrays = self.executor(size).arg_dict
-        return arrays["data"], arrays["label"]
+        self.turns = []  # (index array, {rows: executors}, losses of a whole group), used in turn
+        for _ in range(2 if whole + bool(short) > GROUP else 1):  # bound before training
+            index = nd.empty((GROUP * self.size,), dtype=index_dtype(n), ctx=ctx)
+            executors = {self.size: [bind(index[k * self.size:(k + 1) * self.size])
+                                     for k in range(min(GROUP, whole))]}
+            if short:
+                first = whole % GROUP * self.size
+                executors[short] = [bind(index[first:first + short])]
+            means = [exe.outputs[1] for exe in executors[self.size]]
+            self.turns.append((index, executors, Call("concat", means, dim=0, num_args=len(means))))
+        self.update = update
+        self.executors = {rows: [exe for turn in self.turns for exe in turn[1][rows]] for rows in update}
 
-    def __call__(self, net, loss, trainer, X, y):
-        """gluon.sgd_step, compiled: forward, backward, then w <- w - lr * grad / B
-        with multi_sgd_update, as Trainer('sgd').step(B) does. Returns the
-        per-example losses, an array the next step overwrites."""
-        exe = self.executor(X.shape[0])
-        data, label = exe.arg_dict["data"], exe.arg_dict["label"]
-        if X is not data:  # a batch gathered elsewhere
-            X.copyto(data)
-            y.copyto(label)
-        exe.forward(is_train=True)
-        exe.backward()
-        weights = self.pairs[::2]
-        nd.multi_sgd_update(*self.pairs, out=weights, lrs=(self.lr,) * len(weights), wds=(0.0,) * len(weights),
-                            rescale_grad=1.0 / X.shape[0], num_weights=len(weights))
-        return exe.outputs[0]
+    def group(self, indices, turn=0):
+        """The steps on the batches of `indices`, a numpy array (at most GROUP
+        batches, the last maybe short), in order; returns their mean losses,
+        one a batch, an MXNet array.
 
+        Each step is exe.forward(is_train=True), exe.backward() and the update,
+        as the C calls those make: the Python wrappers would also make new
+        arrays for the outputs at every call.
+        """
+        index, executors, losses = self.turns[turn]
+        # A synchronous copy from numpy (x[:] = indices without the indexing
+        # machinery, slicing only the epoch's last group): it waits only for
+        # the steps that read this index array.
+        (index if indices.shape == index.shape else index[:indices.shape[0]])._sync_copyfrom(indices)
+        whole, short = divmod(indices.shape[0], self.size)
+        taken = [(exe, self.size) for exe in executors[self.size][:whole]] + \
+            ([(executors[short][0], short)] if short else [])
+        for exe, rows in taken:
+            check_call(_LIB.MXExecutorForward(exe.handle, ctypes.c_int(1)))
+            check_call(_LIB.MXExecutorBackwardEx(exe.handle, 0, None, ctypes.c_int(1)))
+            self.update[rows]()
+        if not short and whole == len(executors[self.size]):  # every executor of the turn, in order
+            return losses()
+        return nd.concat(*(exe.outputs[1] for exe, _ in taken), dim=0)  # the epoch's last group
 
-def batch_sizes(config):
-    """The sizes of an epoch's batches: whole ones, and a short last one if any."""
-    n, b = config.num_examples, config.batch_size
-    return {min(n, b)} | ({n % b} if n > b and n % b else set())
+    def epoch(self, progress, epoch):
+        """One pass over the data in the DataLoader's order, a group of batches at a time."""
+        order, rows = sampler_order(self.num_examples), GROUP * self.size
+        for g, start in enumerate(range(0, self.num_examples, rows)):
+            progress.batches(epoch, self.group(order[start:start + rows], g % len(self.turns)))
 
 
 def fast_parts(config, start, ctx=None):
@@ -162,18 +236,16 @@ def fast_parts(config, start, ctx=None):
     return gluon.Parts(net=net, loss=hybridized(loss), batches=take_batches)
 
 
-def bound_parts(config, start):
-    """fast_parts on one device, stepping with a BoundStep whose inputs the batches
-    fill, and the loss on all the data taken a chunk at a time."""
+def bound_parts(config, start, features, labels):
+    """fast_parts on one device, its epochs BoundSteps', and the loss on all the
+    data taken a chunk at a time."""
     p = fast_parts(config, start)
     if start is None:  # Dense(1) learns its inputs at the first forward; bind needs them now
         p.net(nd.zeros((1, config.num_inputs)))
-    step = BoundStep(p.net, p.loss, config.lr, config.num_inputs, mx.cpu())
-    for size in batch_sizes(config):  # bound before training, so not timed with it
-        step.executor(size)
+    steps = BoundSteps(p.net, p.loss, config.lr, config.batch_size, features, labels)
     net_loss = hybridized(NetLoss(p.net, p.loss))
-    return gluon.Parts(net=p.net, loss=p.loss, batches=functools.partial(take_batches, out=step.inputs),
-                       step=step, evaluate=lambda net, loss, X, y: chunked_loss(net_loss, X, y))
+    return gluon.Parts(net=p.net, loss=p.loss, epoch=steps.epoch,
+                       evaluate=lambda net, loss, X, y: chunked_loss(net_loss, X, y))
 
 
 def train(config, verbose=False, start=None):

@@ -105,6 +105,7 @@ class Parts:
     batches: object = data_iter  # (batch_size, features, labels) -> (X, y) minibatches
     step: object = sgd_step  # (net, loss, trainer, X, y) -> per-example losses
     evaluate: object = full_loss  # (net, loss, X, y) -> per-example losses
+    epoch: object = None  # (progress, epoch): an epoch's steps, in place of batches and step (linreg.fast)
     kvstore: object = "device"  # the Trainer's; one device: MXNet makes no store
     ctx: mx.Context = mx.cpu()  # where the whole data set is evaluated
     rank: int = 0  # this worker's kv.rank in a parameter-server cluster
@@ -114,29 +115,32 @@ class Parts:
 def train(config=GLUON, verbose=False, start=None, parts=None):
     """Seed, make the data, train the Dense layer by minibatch SGD; return a Result.
 
-    start: (w, b) to begin from instead of a random draw. parts: made from the
-    config after the data, as linreg.fast and linreg.parallel do; default the
-    tutorial's. Ctrl-C ends training early and returns the parameters reached,
+    start: (w, b) to begin from instead of a random draw. parts(config, start,
+    features, labels): made after the data, as linreg.fast and linreg.parallel
+    do; default the tutorial's. Ctrl-C ends training early and returns the parameters reached,
     marked interrupted.
     """
     features, labels = make_data(config)
-    p = (parts or tutorial_parts)(config, start)
+    p = (parts or tutorial_parts)(config, start, features, labels)
     trainer = trainer_for(p.net, config.lr, p.kvstore)
     progress = Progress(config, step_size(config), curvature(features), verbose)
     all_X, all_y = features.as_in_context(p.ctx), labels.as_in_context(p.ctx)
     progress.start(p.evaluate(p.net, p.loss, all_X, all_y))
     with progress.training():
         for epoch in range(1, config.epochs + 1):
-            for X, y in p.batches(config.batch_size, features, labels):
-                l = p.step(p.net, p.loss, trainer, X, y)
-                progress.batch(epoch, l)
+            if p.epoch:  # linreg.fast: the epoch's steps compiled, a group of batches at a time
+                p.epoch(progress, epoch)
+            else:
+                for X, y in p.batches(config.batch_size, features, labels):
+                    l = p.step(p.net, p.loss, trainer, X, y)
+                    progress.batch(epoch, l)
             progress.epoch(epoch, p.evaluate(p.net, p.loss, all_X, all_y))
     dense = p.net[0]
     return Result.of(IMPLEMENTATION, config, dense.weight.data(p.ctx), dense.bias.data(p.ctx),
                      features, labels, progress, rank=p.rank, num_workers=p.num_workers)
 
 
-def tutorial_parts(config, start):
+def tutorial_parts(config, start, features, labels):
     """The tutorial's net, loss and DataLoader; refuse flags that need other parts."""
     if config.fast or config.ctx != GLUON.ctx or config.kvstore != GLUON.kvstore:
         raise ValueError("gluon.train alone is the tutorial's loop: train --fast, --ctx or "

@@ -144,7 +144,7 @@ def split_step(ctx, rank, num_workers, net, loss, trainer, X, y):
     return nd.concat(*(l.as_in_context(ctx[0]) for l in ls), dim=0)
 
 
-def parallel_parts(config, start):
+def parallel_parts(config, start, features, labels):
     """gluon.Parts (fast ones with --fast) on the devices and store of the config."""
     ctx = contexts(config.ctx)
     kvstore, rank, num_workers = open_kvstore(config.kvstore)

@@ -109,24 +109,34 @@ class Progress:
         self.epoch_losses = []  # mean loss on all the data after each epoch
         self.interrupted = None  # the signal that stopped training early: "SIGINT", ...
         self.train_seconds = 0.0  # the training loop alone
-        self._pending = []  # batch losses not yet read from the device
+        self._pending = []  # batch losses not yet read from the device, arrays of one or more
+        self._unread = 0  # how many batch losses those hold
         self._noted = []  # stop signals noted during training, not yet acted on
         self._epoch = 0
         self._state = (0.0, 0)
 
     @property
     def iteration(self):
-        return len(self.batch_losses) + len(self._pending)
+        return len(self.batch_losses) + self._unread
 
     def batch(self, epoch, loss):
         """Note one iteration's per-example loss vector."""
+        self.batches(epoch, loss.mean())
+
+    def batches(self, epoch, means):
+        """Note consecutive iterations' mean losses, an array of one an iteration
+        (linreg.fast reads a group of steps' at once); a progress line for each
+        multiple of the report interval they reach."""
         self._epoch = epoch
-        self._pending.append(loss.mean())
-        if self.iteration % self.report_every == 0:
+        first = self.iteration + 1
+        self._pending.append(means)
+        self._unread += means.shape[0]
+        reports = range(-(-first // self.report_every) * self.report_every, self.iteration + 1, self.report_every)
+        if reports:
             self._read(epoch)
-            self._print(f"Epoch {epoch}, batch {self.iteration}. "
-                        f"Moving average loss: {_loss(self.moving_losses[-1])}")
-        if self._noted:  # a stop signal came during this step: the step is whole, stop here
+        for i in reports:
+            self._print(f"Epoch {epoch}, batch {i}. Moving average loss: {_loss(self.moving_losses[i - 1])}")
+        if self._noted:  # a stop signal came during these steps: they are whole, stop here
             self.interrupted = signal.Signals(self._noted.pop(0)).name
             raise KeyboardInterrupt(self.interrupted)
 
@@ -183,7 +193,7 @@ class Progress:
             return
         first = len(self.batch_losses) + 1
         values = nd.concat(*self._pending, dim=0).asnumpy().tolist()
-        self._pending = []
+        self._pending, self._unread = [], 0
         for i, v in enumerate(values):
             if not math.isfinite(v):
                 self._diverged(epoch, first + i)

@@ -1,6 +1,5 @@
 """Both implementations train to the truth and to least squares, reproducibly."""
 
-import dataclasses
 import json
 import os
 import random
@@ -170,23 +169,28 @@ def test_fast_equals_faithful_gluon(changes):
     assert_same_run(fast.train(config.replace(fast=True)), gluon.train(config))
 
 
-@pytest.mark.parametrize("batch_size", [10, 100], ids=["windows of whole batches", "a batch beyond a window"])
-def test_fast_in_small_windows_and_chunks_equals_faithful_gluon(monkeypatch, batch_size):
-    # CHUNK sets --fast's window of the order and its chunks of the loss on all
-    # the data: 64 rows makes 1005 examples cross many of both, the last short.
-    config = defaults(gluon, num_examples=1005, batch_size=batch_size)
+def test_fast_in_small_chunks_equals_faithful_gluon(monkeypatch):
+    # CHUNK sets --fast's chunks of the loss on all the data: 64 rows makes
+    # 1005 examples cross many, the last short.
+    config = defaults(gluon, num_examples=1005)
     faithful = gluon.train(config)
     monkeypatch.setattr(fast, "CHUNK", 64)
     assert_same_run(fast.train(config.replace(fast=True)), faithful)
 
 
-def test_the_bound_step_copies_a_batch_gathered_elsewhere():
-    # The BoundStep's batches are its executor's own inputs; given new arrays
-    # (take_batches without out) it copies them in, and nothing changes.
-    def parts(config, start):
-        return dataclasses.replace(fast.bound_parts(config, start), batches=fast.take_batches)
-    config = defaults(gluon, num_examples=1005)
-    assert_same_run(gluon.train(config, parts=parts), gluon.train(config))
+@pytest.mark.parametrize("group", [1, 2, 3, 8])
+@pytest.mark.parametrize("num_examples", [30, 80, 90, 95, 165, 1005],
+                         ids=["fewer batches than a group", "one whole group", "one group and a batch",
+                              "a short batch in the second", "a short batch first in its group",
+                              "many groups, a short last batch"])
+def test_fast_in_groups_equals_faithful_gluon(monkeypatch, group, num_examples):
+    # Steps go GROUP batches at a time, executors in two turns; a short last
+    # batch falls in any slot of its group. Every one of these must be the
+    # same run as the DataLoader's, batch by batch.
+    config = defaults(gluon, num_examples=num_examples, epochs=2)
+    faithful = gluon.train(config)
+    monkeypatch.setattr(fast, "GROUP", group)
+    assert_same_run(fast.train(config.replace(fast=True)), faithful)
 
 
 @pytest.mark.parametrize("n", [1, 2, 10, 1005])
@@ -198,9 +202,9 @@ def test_sampler_order_is_the_dataloaders(n):
     assert fast.sampler_order(n).tolist() == expected
 
 
-def test_fast_keeps_a_batch_for_the_caller_when_asked_for_new_arrays():
-    # Without `out`, each batch is its own pair of arrays (linreg.parallel's):
-    # all of them together are the data, each example once.
+def test_fast_batches_for_several_devices_are_the_data_each_example_once():
+    # linreg.parallel's --fast batches: each its own pair of arrays, all of
+    # them together the data, each example once.
     set_seed(0)
     X, y = synthetic_data((2.0, -3.4), 4.2, 25, 0.01)
     batches = list(fast.take_batches(10, X, y))
