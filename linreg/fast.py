@@ -28,10 +28,11 @@ from mxnet.gluon import nn
 from . import gluon
 from .config import CHUNK
 
-# Steps a group: executors bound per batch size, each gathering its batch by
-# its own slice of one index array. A group's indices go to MXNet in one copy
-# and its losses come back in one; 8 makes those two a quarter of a call a
-# step, and binding 8 executors takes milliseconds (docs/performance.md).
+# Steps a group: executors bound per batch size and turn, each gathering its
+# batch by its own slice of one index array. A group's indices go to MXNet in
+# one copy and its losses come back in one; 8 makes those two a quarter of a
+# call a step, and binding two turns of 8 takes milliseconds; 16 was no
+# faster (docs/performance.md).
 GROUP = 8
 
 
@@ -49,7 +50,8 @@ def sampler_order(num_examples):
 
 
 def take_batches(batch_size, features, labels):
-    """The same minibatches as gluon.data_iter, in the same order, by nd.take.
+    """The same minibatches as gluon.data_iter, in the same order, by nd.take:
+    --fast's batches on several devices or workers (linreg.parallel).
 
     The order goes to MXNet a window of about CHUNK rows at a time, so no copy
     of the data and no array of n indices is made on its side.
