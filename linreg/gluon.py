@@ -117,8 +117,8 @@ def train(config=GLUON, verbose=False, start=None, parts=None):
 
     start: (w, b) to begin from instead of a random draw. parts(config, start,
     features, labels): made after the data, as linreg.fast and linreg.parallel
-    do; default the tutorial's. Ctrl-C ends training early and returns the parameters reached,
-    marked interrupted.
+    do; default the tutorial's. Ctrl-C ends training early and returns the
+    parameters reached, marked interrupted.
     """
     features, labels = make_data(config)
     p = (parts or tutorial_parts)(config, start, features, labels)
