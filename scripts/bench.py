@@ -39,6 +39,12 @@ BIG_JOB_ROWS = ("gluon --fast", "lstsq", "numpy gathers")  # the 10M job's: the 
 GLUON_LR = 0.03  # the tutorial's Gluon rate, for every row that steps along the mean gradient
 
 
+def job_batches(job):
+    """The batches a job trains on: epochs times ceil(n / B), a short last one included."""
+    n, batch_size, epochs = JOBS[job]
+    return epochs * -(-n // batch_size)
+
+
 def scratch_lr(batch_size):
     """The scratch rate whose step 2 B lr equals Gluon's: 0.0015 at batch 10.
 
@@ -188,7 +194,8 @@ def call_costs(calls=4000, repeats=5):
     from mxnet import nd
     from mxnet.base import _LIB, check_call
     import numpy as np
-    config = GLUON.replace(fast=True, num_examples=100_000, batch_size=10, epochs=1)
+    n, batch_size, epochs = JOBS["100k"]
+    config = GLUON.replace(fast=True, num_examples=n, batch_size=batch_size, epochs=epochs)
     features, labels = make_data(config)
     p = fast.fast_parts(config, None)
     p.net(nd.zeros((1, config.num_inputs)))
@@ -218,7 +225,7 @@ def call_costs(calls=4000, repeats=5):
         f"a group's index copy, per group of {fast.GROUP}": timed(lambda: index._sync_copyfrom(indices)),
         f"a group's losses, the prepared concat, per group of {fast.GROUP}": timed(losses),
     }
-    step = statistics.median(fast.train(config).train_seconds for _ in range(repeats)) / 10_000 * 1e6
+    step = statistics.median(fast.train(config).train_seconds for _ in range(repeats)) / job_batches("100k") * 1e6
     lines = ["| call, µs | calling thread | with the engine |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {thread:.1f} | {whole:.1f} |" for name, (thread, whole) in rows.items()]
     lines.append(f"| a whole step in an epoch (train_seconds / steps) | — | {step:.1f} |")
@@ -267,7 +274,7 @@ def has_torch():
 
 def table(job, rounds, runs):
     n, batch_size, epochs = JOBS[job]
-    batches = epochs * -(-n // batch_size)
+    batches = job_batches(job)
     fast = statistics.median(runs["gluon --fast"]["seconds"])
     lines = [f"**{job}**: {n:,} examples, batch {batch_size}, {epochs} epoch{'s' * (epochs > 1)} "
              f"({batches:,} batches); median of {rounds} rounds",
@@ -293,8 +300,7 @@ def targets(all_runs):
         return all_runs[job][row]["peak_mb"]
 
     def per_batch(job, row):
-        n, batch_size, epochs = JOBS[job]
-        return median(job, row) / (epochs * -(-n // batch_size))
+        return median(job, row) / job_batches(job)
 
     def scale(row):  # time per example, 10M over 100k at batch 1000: both jobs' batches are whole
         return per_batch("10M", row) / per_batch("100k/1000", row)
