@@ -178,8 +178,8 @@ class BoundSteps:
         weights = {p.name: p.data(ctx) for p in params}
         grads = {p.name: p.grad(ctx) for p in params}
         symbol = train_symbol(net, loss)
-        update = {rows: fused_sgd(list(weights.values()), list(grads.values()), lr, rows)
-                  for rows in (self.size, short) if rows}
+        self.update = {rows: fused_sgd(list(weights.values()), list(grads.values()), lr, rows)
+                       for rows in (self.size, short) if rows}
 
         def bind(index):
             args = {"features": features, "labels": labels, "index": index, **weights}
@@ -197,8 +197,7 @@ class BoundSteps:
                 executors[short] = [bind(index[first:first + short])]
             means = [exe.outputs[1] for exe in executors[self.size]]
             self.turns.append((index, executors, Call("concat", means, dim=0, num_args=len(means))))
-        self.update = update
-        self.executors = {rows: [exe for turn in self.turns for exe in turn[1][rows]] for rows in update}
+        self.executors = {rows: [exe for turn in self.turns for exe in turn[1][rows]] for rows in self.update}
 
     def group(self, indices, turn=0):
         """The steps on the batches of `indices`, a numpy array (at most GROUP
