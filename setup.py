@@ -35,6 +35,7 @@ setup(
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
     packages=["linreg"],
+    package_data={"linreg": ["reference.json"]},  # linreg.check's seed-0 record
     python_requires=">=3.11,<3.16",  # every CPython with upstream support, each tested; mxnet 1.9.1 is pure ctypes
     install_requires=[
         "mxnet==1.9.1",  # the last release

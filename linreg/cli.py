@@ -9,7 +9,7 @@ import signal
 import sys
 from dataclasses import fields
 
-from . import checkpoint, plots
+from . import checkpoint, compat, plots
 from .checkpoint import CheckpointError
 from .files import STOP_SIGNALS, CannotWrite, check_folder, check_writable, signals_held
 from .config import ConfigError, show_value, check_memory, flag
@@ -75,6 +75,19 @@ class Parser(argparse.ArgumentParser):
                 if word in match.group(1).split("/") and argv[i + 1].startswith("-"):
                     return f"; a value that starts with '-' goes after '=': {word}={argv[i + 1]}"
         return ""
+
+    def _print_message(self, message, file=None):
+        """argparse's, minus its failure on a lost stream.
+
+        CPython 3.11.2 (Debian 12's python3) lets AttributeError (stderr closed:
+        sys.stderr is None) or OSError (a broken pipe, /dev/full) escape from
+        here, and the program exits 1 with a traceback nobody sees instead of
+        the code it gave; 3.11.4 and later drop such a message, as this does.
+        """
+        try:
+            super()._print_message(message, file)
+        except (AttributeError, OSError, ValueError):  # ValueError: a closed file
+            pass
 
     def exit(self, status=0, message=None):
         """Print message to stderr if it can take it, then exit with status, whatever the streams.
@@ -307,7 +320,7 @@ def main(argv, implementation, defaults, train, save_params):
                     say(f"interrupted ({result.interrupted}) at iteration {len(result.batch_losses)}; "
                         "these are the parameters reached")
                 if args.json:
-                    print(json.dumps(result.to_dict()))
+                    print(json.dumps({**result.to_dict(), "kernels": compat.kernels()}))
                 else:
                     print(result.table())
                 out.flush()

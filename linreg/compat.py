@@ -220,13 +220,147 @@ def check_environment(environ=os.environ):
                           f"one of {', '.join(ENGINES)}, or unset it")
 
 
+# The kernels. Which code computes a sum depends on the CPU unless it is fixed:
+# mxnet 1.9.1's wheel bundles OpenBLAS 0.3.13 (nd.dot: the from-scratch half)
+# and oneDNN 2.4.4 (Gluon's Dense), numpy's wheel its own OpenBLAS (the
+# least-squares oracle); each picks kernels for the CPU it finds, and each
+# kernel rounds its sums its own way. Measured on one AMD EPYC (Zen 4): OpenBLAS's
+# Prescott, Nehalem, Sandybridge and Haswell kernels give four sets of
+# numbers, oneDNN's SSE4.1, AVX2 and AVX-512 paths three; OpenMP's and
+# OpenBLAS's thread counts split sums too (a batch of 200000 learned another w
+# on 1, 2 and 4 threads). So each is fixed, before any of them loads, to a path
+# every x86-64 CPU has; docs/performance.md says what it costs.
+KERNELS = {
+    "OPENBLAS_CORETYPE": "Prescott",  # SSE3, OpenBLAS's oldest x86-64 kernels; read by mxnet's and numpy's
+    "OPENBLAS_NUM_THREADS": "1",  # numpy's OpenBLAS splits the oracle's A^T A by thread
+    "DNNL_MAX_CPU_ISA": "SSE41",  # oneDNN's oldest path: every x86-64 CPU since 2008 (Intel), 2011 (AMD)
+    "OMP_NUM_THREADS": "1",  # mxnet's and oneDNN's reductions are split by OpenMP thread
+    "MXNET_MKLDNN_ENABLED": "1",  # Dense in oneDNN: 0 moves it to OpenBLAS, whose sums differ
+}
+KERNELS_SWITCH = "LINREG_KERNELS"  # "native": the libraries choose, as the caller's variables say
+NATIVE_NOTICE = (f"{KERNELS_SWITCH}=native: the CPU's own kernels and thread counts; "
+                 "the numbers may differ from the README's")
+
+
+def pin_kernels(environ=os.environ):
+    """Fix the kernels (KERNELS into environ) unless LINREG_KERNELS=native; return "pinned" or "native".
+
+    Whatever a machine sets for other programs (OPENBLAS_CORETYPE, thread
+    counts) is set aside here, so that it cannot change the numbers.
+    """
+    mode = environ.get(KERNELS_SWITCH) or "pinned"
+    if mode not in ("pinned", "native"):
+        raise Unavailable(f"{KERNELS_SWITCH}={mode!r} is not a choice: unset it (the fixed kernels, the "
+                          "README's numbers on every CPU) or set it to native (the CPU's own kernels)")
+    if mode == "pinned":
+        environ.update(KERNELS)
+    return mode
+
+
+# CPUID bits (register, bit) of leaf 1 and leaf 7, as glibc's <sys/platform/x86.h> keeps them.
+CPU_FEATURES = {"sse3": (0, 2, 0), "sse4_1": (0, 2, 19), "avx": (0, 2, 28), "fma": (0, 2, 12),
+                "avx2": (1, 1, 5), "avx512f": (1, 1, 16)}  # name -> (glibc's leaf index, register, bit)
+
+
+def cpu_features():
+    """The x86-64 features of CPU_FEATURES this CPU offers and the kernel lets programs use; None if unknown.
+
+    Read from glibc (2.33+: __x86_get_cpuid_feature_leaf, CPUID as the
+    program itself sees it, under an emulator too), else /proc/cpuinfo's flags.
+    """
+    import ctypes
+    import platform
+    if platform.machine() != "x86_64":
+        return None
+    try:
+        leaf = ctypes.CDLL(None).__x86_get_cpuid_feature_leaf
+        leaf.restype = ctypes.POINTER(ctypes.c_uint * 8)  # cpuid eax..edx, then "active" eax..edx
+        leaves = [leaf(0).contents, leaf(1).contents]
+        return {name for name, (i, reg, bit) in CPU_FEATURES.items() if leaves[i][4 + reg] >> bit & 1}
+    except (AttributeError, OSError, ValueError):  # glibc before 2.33, or another C library
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+    return None if flags is None else set(CPU_FEATURES) & {"sse3" if f == "pni" else f for f in flags}
+
+
+# What `python -m` runs nd.dot, which mxnet 1.9.1 hands to the OpenBLAS in its
+# wheel; that library's own entry points (cblas_sgemm) are built with AVX
+# instructions, so without AVX they die of SIGILL whatever kernel is chosen.
+BLAS_MODULES = {"linreg.scratch", "linreg.predict"}
+
+
+def cpu_problem(features):
+    """One line if this CPU cannot run nd.dot (no AVX), else None; an unknown CPU is let run."""
+    if features is None or "avx" in features:
+        return None
+    return ("this CPU has no AVX, which the OpenBLAS in mxnet 1.9.1's wheel needs for nd.dot (the "
+            "from-scratch half and predict); the Gluon half runs here with the same numbers "
+            "(python -m linreg.gluon); in a virtual machine, give it the host's CPU type "
+            "(QEMU/libvirt: -cpu host or host-passthrough)")
+
+
+def _openblas_cores():
+    """{path: kernel name} of each OpenBLAS loaded in this process (mxnet's, numpy's)."""
+    import ctypes
+    paths = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split(None, 5)[-1].strip()
+                if "openblas" in os.path.basename(path) and path not in paths:
+                    paths.append(path)
+    except OSError:
+        return {}
+    cores = {}
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD)
+        except OSError:
+            continue
+        for prefix, suffix in (("", ""), ("", "64_"), ("scipy_", "64_"), ("scipy_", "")):
+            function = getattr(library, f"{prefix}openblas_get_corename{suffix}", None)
+            if function is not None:
+                function.restype = ctypes.c_char_p
+                cores[path] = function().decode()
+                break
+    return cores
+
+
+def kernels():
+    """What computes in this process, for --json and linreg.check (mxnet and numpy loaded).
+
+    {"pinned": the fixed kernels are in force, "openblas": mxnet's OpenBLAS
+    kernel, "numpy_openblas": numpy's, "onednn_max_isa": the cap oneDNN was
+    given ("" for none: the CPU's best), "omp_threads": OpenMP's, "cpu": the
+    features of CPU_FEATURES the CPU has}.
+    """
+    import mxnet
+    cores = _openblas_cores()
+    mxnet_dir = os.path.dirname(mxnet.__file__)
+    features = cpu_features()
+    return {
+        "pinned": all(os.environ.get(k) == v for k, v in KERNELS.items())
+        and os.environ.get(KERNELS_SWITCH, "pinned") != "native",
+        "openblas": next((c for p, c in cores.items() if p.startswith(mxnet_dir)), ""),
+        "numpy_openblas": next((c for p, c in cores.items() if not p.startswith(mxnet_dir)), ""),
+        "onednn_max_isa": os.environ.get("DNNL_MAX_CPU_ISA", ""),
+        "omp_threads": int(os.environ.get("OMP_NUM_THREADS") or 0) or len(os.sched_getaffinity(0)),
+        "cpu": sorted(features) if features is not None else None,
+    }
+
+
 def prepare():
-    """What mxnet's import needs first: its library loads, numpy has the names it reads, distutils is
-    there, and the thread variables it reads hold what it takes.
+    """What mxnet's import needs first: the kernels fixed, its library loads, numpy has the names it
+    reads, distutils is there, and the thread variables it reads hold what it takes.
 
     Raises Unavailable, with one line, where it cannot be had.
     """
-    check_environment()
+    check_environment()  # the caller's own values first: a mistake there is named even where pinned
+    pin_kernels()  # before numpy or libmxnet.so (and the OpenBLAS each brings) loads
     check_library()
     import numpy
     restore_numpy_names(numpy)
@@ -321,6 +455,10 @@ def load_mxnet():
             if trouble:
                 raise Unavailable(trouble)
         prepare()
+        if entry_module() in BLAS_MODULES:
+            trouble = cpu_problem(cpu_features())
+            if trouble:
+                raise Unavailable(trouble)
         from . import limits
         trouble = limits.task_problem()
         if trouble:
@@ -335,6 +473,11 @@ def load_mxnet():
         trouble = limits.address_space_problem()
         if trouble:
             raise Unavailable(trouble)
+        if os.environ.get(KERNELS_SWITCH) == "native" and sys.stderr is not None:
+            try:
+                sys.stderr.write(f"linreg: {NATIVE_NOTICE}\n")
+            except (OSError, ValueError):  # a broken or full stderr: the notice is lost, not the run
+                pass
     except Unavailable as e:
         if hasattr(sys, "ps1"):
             raise

@@ -24,7 +24,13 @@ import subprocess
 import sys
 import time
 
-ROWS = ("scratch", "gluon", "gluon --fast", "hand loop", "numpy SGD", "lstsq", "numpy gathers")
+NATIVE = ", native kernels"  # a linreg row with LINREG_KERNELS=native: what fixing the kernels costs
+ROWS = ("scratch", "scratch" + NATIVE, "gluon", "gluon --fast", "gluon --fast" + NATIVE, "hand loop", "numpy SGD",
+        "lstsq", "numpy gathers")
+# linreg's own rows run with its kernels fixed (linreg.compat.KERNELS); every other row, as its
+# author would run it, with the libraries' own choice and threads, from the caller's environment.
+LINREG_ROWS = ("scratch", "gluon", "gluon --fast")
+CALLERS_ENVIRONMENT = dict(os.environ)  # before linreg, imported below, fixes the kernels in os.environ
 TORCH_ROWS = ("torch DataLoader (d2l)", "torch lean")  # shown when torch is importable
 JOBS = {  # name: (examples, batch size, epochs)
     "default": (1_000, 10, 3),
@@ -35,7 +41,7 @@ JOBS = {  # name: (examples, batch size, epochs)
 }
 BASELINE_MB = 135  # peak resident memory of a bare `import mxnet` here
 QUICK_JOBS = ("default", "100k/1000")
-BIG_JOB_ROWS = ("gluon --fast", "lstsq", "numpy gathers")  # the 10M job's: the others take minutes there
+BIG_JOB_ROWS = ("gluon --fast", "gluon --fast" + NATIVE, "lstsq", "numpy gathers")  # the 10M job's: the others take minutes there
 GLUON_LR = 0.03  # the tutorial's Gluon rate, for every row that steps along the mean gradient
 
 
@@ -172,8 +178,8 @@ def run_torch(row, job):
 
 
 def worker(row, job):
-    run = (run_linreg if row in ("scratch", "gluon", "gluon --fast")
-           else run_torch if row in TORCH_ROWS else run_reference)
+    row = row.removesuffix(NATIVE)  # the kernels were chosen by the environment measure() gave
+    run = run_linreg if row in LINREG_ROWS else run_torch if row in TORCH_ROWS else run_reference
     run(row, "default")  # warm-up, untimed
     seconds, params, ols = run(row, job)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -236,8 +242,9 @@ def call_costs(calls=4000, repeats=5):
 
 def measure(row, job):
     """One timed run of a row on a job, in a fresh process: {"seconds", "peak_mb", "error"}."""
+    env = CALLERS_ENVIRONMENT if row in LINREG_ROWS else {**CALLERS_ENVIRONMENT, "LINREG_KERNELS": "native"}
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", row, job],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.exit(f"bench: {row} on {job} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.splitlines()[-1])

@@ -24,8 +24,8 @@ CELLS = [
 The tutorial <https://www.cnblogs.com/houkai/p/9519802.html>, cell by cell, on
 the functions of the `linreg` package (MXNet 1.9.1, Python 3). Every number is
 seeded: run it again and you get these outputs. Figures are drawn inline."""),
-    ("code", """%matplotlib inline
-from linreg import gluon, plots, scratch  # first: it lets mxnet 1.9.1 import on today's numpy
+    ("code", """from linreg import gluon, plots, scratch  # first: mxnet 1.9.1 on today's numpy, the kernels fixed
+%matplotlib inline
 from linreg.config import GLUON, SCRATCH
 from linreg.data import make_data, ols
 from mxnet import autograd, nd"""),

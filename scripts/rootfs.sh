@@ -6,10 +6,10 @@
 #                                             checkout's HEAD, at /root/linreg inside SUITE
 #   bash scripts/rootfs.sh clean [SUITE]      remove the cached root filesystems
 #
-# SUITE is trixie (Debian 13, python3 3.13), forky (python3 3.14) or sid
-# (python3.15 only). Each is `debootstrap --variant=minbase` plus git, the
-# Python venv package and the system libraries the README names, and nothing
-# else. Root only (debootstrap, chroot, namespaces).
+# SUITE is bookworm (Debian 12, python3 3.11.2), trixie (Debian 13, python3
+# 3.13), forky (python3 3.14) or sid (python3.15 only). Each is `debootstrap
+# --variant=minbase` plus git, the Python venv package and the system
+# libraries the README names, and nothing else. Root only (debootstrap, chroot, namespaces).
 #
 # `run` never changes the cached tree: it works on an overlay whose writable
 # half is a tmpfs, in a private mount and PID namespace. When CMD ends, every
@@ -43,10 +43,11 @@ fail() {
 suite_recipe() {
     local common="ca-certificates,git,libgomp1,libquadmath0"
     case "$1" in
+        bookworm) echo "bookworm $common,python3-venv" ;;
         trixie) echo "trixie $common,python3-venv" ;;
         forky) echo "sid $common,python3-venv" ;;
         sid) echo "sid $common,python3.15-venv" ;;
-        *) fail "unknown suite '$1': trixie, forky or sid" ;;
+        *) fail "unknown suite '$1': bookworm, trixie, forky or sid" ;;
     esac
 }
 
@@ -133,12 +134,12 @@ case "${1:-}" in
         inside "${@:2}"
         ;;
     clean)
-        for suite in ${2:-trixie forky sid}; do
+        for suite in ${2:-bookworm trixie forky sid}; do
             suite_recipe "$suite" >/dev/null
             rm -rf "${store:?}/$suite" "$store/.$suite".*
         done
         ;;
     *)
-        fail "usage: rootfs.sh make SUITE | run SUITE [CMD...] | clean [SUITE]  (SUITE: trixie, forky, sid)"
+        fail "usage: rootfs.sh make SUITE | run SUITE [CMD...] | clean [SUITE]  (SUITE: bookworm, trixie, forky, sid)"
         ;;
 esac

@@ -145,7 +145,10 @@ def test_the_printed_story_against_the_oracle(impl, case, tmp_path):
 
 JSON_TYPES = {"implementation": str, "config": dict, "w": list, "b": float, "true_w": list, "true_b": float,
               "ols_w": list, "ols_b": float, "initial_loss": float, "epoch_losses": list, "batch_losses": list,
-              "moving_losses": list, "train_seconds": float, "interrupted": bool, "rank": int, "num_workers": int}
+              "moving_losses": list, "train_seconds": float, "interrupted": bool, "rank": int, "num_workers": int,
+              "kernels": dict}
+KERNEL_TYPES = {"pinned": bool, "openblas": str, "numpy_openblas": str, "onednn_max_isa": str, "omp_threads": int,
+                "cpu": list}
 
 
 @pytest.mark.parametrize("epochs", [0, 1, 2])
@@ -163,6 +166,8 @@ def test_every_json_key_its_type_and_length(impl, epochs):
     assert result["implementation"] == impl.IMPLEMENTATION and result["config"]["epochs"] == epochs
     assert (result["rank"], result["num_workers"], result["interrupted"]) == (0, 1, False)
     assert result["train_seconds"] >= 0
+    assert {key: type(value) for key, value in result["kernels"].items()} == KERNEL_TYPES
+    assert result["kernels"]["pinned"] and result["kernels"]["openblas"] == "Prescott"
     expected = oracle(impl, defaults(impl, epochs=epochs, num_examples=35), start=(result["w"], result["b"]))
     assert_allclose(result["ols_w"] + [result["ols_b"]], list(expected["ols_w"]) + [expected["ols_b"]],
                     rtol=1e-12)
