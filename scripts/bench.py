@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-NATIVE = ", native kernels"  # a linreg row with LINREG_KERNELS=native: what fixing the kernels costs
+NATIVE = " (native kernels)"  # a linreg row with LINREG_KERNELS=native: what fixing the kernels costs
 ROWS = ("scratch", "scratch" + NATIVE, "gluon", "gluon --fast", "gluon --fast" + NATIVE, "hand loop", "numpy SGD",
         "lstsq", "numpy gathers")
 # linreg's own rows run with its kernels fixed (linreg.compat.KERNELS); every other row, as its

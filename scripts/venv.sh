@@ -89,7 +89,8 @@ if [ "$(cat "$ready" 2>/dev/null)" != "$python_id $pins_hash" ]; then
     problem="$("$venv/bin/python" -c 'import linreg' 2>&1 >/dev/null)" \
         || { problem="${problem##*$'\n'}"; fail "${problem#linreg: } (the environment is installed; rerun to finish)"; }
     # A CPU without AVX runs the Gluon half only: said once, here, in the line the from-scratch half gives.
-    "$venv/bin/python" -c 'from linreg import compat; p = compat.cpu_problem(compat.cpu_features()); p and print("linreg set-up: note: " + p)' >&2
+    "$venv/bin/python" -c 'import sys; from linreg import compat; p = compat.cpu_problem(compat.cpu_features())
+p and print("linreg set-up: note: " + p, file=sys.stderr)' >/dev/null || true
     echo "$python_id $pins_hash" > "$ready"
 fi
 export PATH="$venv/bin:$PATH"

@@ -285,7 +285,7 @@ def test_launch_bad_input(argv):
 
 JSON_KEYS = {"implementation", "config", "w", "b", "true_w", "true_b", "ols_w", "ols_b", "initial_loss",
              "epoch_losses", "batch_losses", "moving_losses", "train_seconds", "interrupted", "rank",
-             "num_workers"}
+             "num_workers", "kernels"}
 
 
 CLUSTER_RTOL = 3e-7
