@@ -263,10 +263,11 @@ CPU_FEATURES = {"sse3": (0, 2, 0), "sse4_1": (0, 2, 19), "avx": (0, 2, 28), "fma
 
 
 def cpu_features():
-    """The x86-64 features of CPU_FEATURES this CPU offers and the kernel lets programs use; None if unknown.
+    """The x86-64 features of CPU_FEATURES this CPU offers and the system lets programs use; None if unknown.
 
-    Read from glibc (2.33+: __x86_get_cpuid_feature_leaf, CPUID as the
-    program itself sees it, under an emulator too), else /proc/cpuinfo's flags.
+    Read from glibc (2.33+: __x86_get_cpuid_feature_leaf, its "active" bits:
+    CPUID as the program itself sees it, under an emulator too, less what the
+    kernel has not enabled), else from /proc/cpuinfo's flags.
     """
     import ctypes
     import platform
@@ -281,9 +282,14 @@ def cpu_features():
         pass
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+            return cpuinfo_features(f.read())
     except OSError:
         return None
+
+
+def cpuinfo_features(text):
+    """The features of CPU_FEATURES in /proc/cpuinfo's first flags line (SSE3 is "pni" there); None if none."""
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None)
     return None if flags is None else set(CPU_FEATURES) & {"sse3" if f == "pni" else f for f in flags}
 
 
@@ -297,9 +303,9 @@ def cpu_problem(features):
     """One line if this CPU cannot run nd.dot (no AVX), else None; an unknown CPU is let run."""
     if features is None or "avx" in features:
         return None
-    return ("this CPU has no AVX, which the OpenBLAS in mxnet 1.9.1's wheel needs for nd.dot (the "
-            "from-scratch half and predict); the Gluon half runs here with the same numbers "
-            "(python -m linreg.gluon); in a virtual machine, give it the host's CPU type "
+    return ("this CPU has no AVX (or the system does not enable it), which the OpenBLAS in mxnet 1.9.1's "
+            "wheel needs for nd.dot (the from-scratch half and predict); the Gluon half runs here with the "
+            "same numbers (python -m linreg.gluon); in a virtual machine, give it the host's CPU type "
             "(QEMU/libvirt: -cpu host or host-passthrough)")
 
 

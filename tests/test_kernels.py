@@ -91,15 +91,20 @@ def test_a_batch_split_across_threads_gives_one_answer_whatever_the_thread_count
     assert numbers(results[0]) == numbers(results[1])
 
 
-def test_cpu_features_reads_proc_cpuinfos_flags_where_glibc_cannot_say(monkeypatch, tmp_path):
-    import ctypes
-    real_cdll = ctypes.CDLL
-    monkeypatch.setattr(ctypes, "CDLL", lambda name, *a, **k: real_cdll("libm.so.6") if name is None
-                        else real_cdll(name, *a, **k))  # a library without glibc's CPUID reader
-    features = compat.cpu_features()
+def test_proc_cpuinfos_flags_say_what_glibcs_cpuid_reader_says():
+    # Two readings of one CPU, one by the kernel and one by CPUID in this process.
     with open("/proc/cpuinfo") as f:
-        flags = next(line for line in f if line.startswith("flags")).split()
-    assert features == {f for f in compat.CPU_FEATURES if f in flags or (f == "sse3" and "pni" in flags)}
+        assert compat.cpuinfo_features(f.read()) == compat.cpu_features()
+
+
+@pytest.mark.parametrize("text, features", [
+    ("processor\t: 0\nflags\t\t: fpu pni ssse3 sse4_1 sse4_2\n", {"sse3", "sse4_1"}),
+    ("flags\t\t: fpu pni sse4_1 avx avx2 fma avx512f avx512bw\nflags\t\t: fpu\n",
+     {"sse3", "sse4_1", "avx", "avx2", "fma", "avx512f"}),
+    ("processor\t: 0\nmodel name\t: something\n", None),  # no flags line: unknown, let run
+])
+def test_proc_cpuinfos_first_flags_line_is_read(text, features):
+    assert compat.cpuinfo_features(text) == features
 
 
 @needs_emulator
@@ -108,7 +113,7 @@ def test_without_avx_scratch_refuses_in_one_line_and_gluon_gives_the_same_number
     prefix = (EMULATOR, "-cpu", "Nehalem")
     scratch = run(("linreg.scratch",), "--json", "--seed", "0", prefix=prefix)
     assert scratch.returncode == 2 and scratch.stdout == ""
-    assert scratch.stderr.count("\n") == 1 and "this CPU has no AVX" in scratch.stderr
+    assert scratch.stderr.count("\n") == 1 and "this CPU has no AVX" in scratch.stderr, scratch.stderr
     assert "python -m linreg.gluon" in scratch.stderr and "-cpu host" in scratch.stderr
     gluon = run(("linreg.gluon", "--fast"), "--json", "--seed", "0", prefix=prefix)
     assert gluon.returncode == 0, gluon.stderr
@@ -122,3 +127,12 @@ def test_an_avx_cpu_of_2011_gives_the_reference_numbers():
     proc = run(("linreg.scratch",), "--json", "--seed", "0", prefix=(EMULATOR, "-cpu", "SandyBridge"))
     assert proc.returncode == 0, proc.stderr
     assert check.differences(reference_runs()[0], json.loads(proc.stdout)) == []
+
+
+@needs_emulator
+def test_avx_that_the_system_does_not_enable_counts_as_none():
+    # CPUID says AVX, but without XSAVE no system can enable its registers: programs may not use it.
+    proc = run(("linreg.scratch",), "--quiet", prefix=(EMULATOR, "-cpu", "SandyBridge,-xsave"))
+    ours = [line for line in proc.stderr.splitlines() if not line.startswith("qemu-x86_64: warning:")]
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(ours) == 1 and ours[0].startswith("linreg: this CPU has no AVX (or the system does not enable it)")
