@@ -257,6 +257,27 @@ def pin_kernels(environ=os.environ):
     return mode
 
 
+# OpenBLAS kernels that need more than SSE4.1, by the name OPENBLAS_CORETYPE
+# takes (any case): OpenBLAS runs a forced kernel without asking the CPU, so
+# one the CPU lacks dies of SIGILL. Only where the caller's variables are in
+# force (LINREG_KERNELS=native) can that be asked for.
+OPENBLAS_NEEDS = {"sandybridge": {"avx"}, "bulldozer": {"avx"}, "piledriver": {"avx", "fma"},
+                  "steamroller": {"avx", "fma"}, "excavator": {"avx2", "fma"}, "haswell": {"avx2", "fma"},
+                  "zen": {"avx2", "fma"}, "skylakex": {"avx512f"}, "cooperlake": {"avx512f"},
+                  "sapphirerapids": {"avx512f"}}
+
+
+def kernel_problem(environ, features):
+    """One line if OPENBLAS_CORETYPE forces kernels this CPU cannot run, else None (and for an unknown CPU)."""
+    core = (environ.get("OPENBLAS_CORETYPE") or "").strip()
+    lacking = OPENBLAS_NEEDS.get(core.lower(), set()) - (features or OPENBLAS_NEEDS.get(core.lower(), set()))
+    if not lacking:
+        return None
+    return (f"OPENBLAS_CORETYPE={core} asks OpenBLAS for kernels this CPU cannot run (it has no "
+            f"{' or '.join(sorted(lacking))}): they would die of SIGILL; unset it or name a kernel this CPU has, "
+            f"or unset {KERNELS_SWITCH} (the fixed kernels)")
+
+
 # CPUID bits (register, bit) of leaf 1 and leaf 7, as glibc's <sys/platform/x86.h> keeps them.
 CPU_FEATURES = {"sse3": (0, 2, 0), "sse4_1": (0, 2, 19), "avx": (0, 2, 28), "fma": (0, 2, 12),
                 "avx2": (1, 1, 5), "avx512f": (1, 1, 16)}  # name -> (glibc's leaf index, register, bit)
@@ -366,7 +387,10 @@ def prepare():
     Raises Unavailable, with one line, where it cannot be had.
     """
     check_environment()  # the caller's own values first: a mistake there is named even where pinned
-    pin_kernels()  # before numpy or libmxnet.so (and the OpenBLAS each brings) loads
+    if pin_kernels() == "native":  # before numpy or libmxnet.so (and the OpenBLAS each brings) loads
+        trouble = kernel_problem(os.environ, cpu_features())
+        if trouble:
+            raise Unavailable(trouble)
     check_library()
     import numpy
     restore_numpy_names(numpy)

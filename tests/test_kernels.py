@@ -136,3 +136,27 @@ def test_avx_that_the_system_does_not_enable_counts_as_none():
     ours = [line for line in proc.stderr.splitlines() if not line.startswith("qemu-x86_64: warning:")]
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(ours) == 1 and ours[0].startswith("linreg: this CPU has no AVX (or the system does not enable it)")
+
+
+@pytest.mark.parametrize("core, features, lacking", [
+    ("SkylakeX", {"sse3", "sse4_1", "avx", "avx2", "fma"}, "avx512f"),
+    ("haswell", {"sse3", "sse4_1", "avx"}, "avx2 or fma"),
+    ("Sandybridge", {"sse3", "sse4_1"}, "avx"),
+    ("Haswell", {"sse3", "sse4_1", "avx", "avx2", "fma"}, None),
+    ("Prescott", {"sse3"}, None),
+    ("NoSuchCore", {"sse3"}, None),  # OpenBLAS says "Core not found" and picks its own: no crash
+    ("SkylakeX", None, None),  # an unknown CPU is let run
+])
+def test_a_forced_openblas_kernel_the_cpu_lacks_is_named(core, features, lacking):
+    problem = compat.kernel_problem({"OPENBLAS_CORETYPE": core}, features)
+    assert problem is None if lacking is None else f"(it has no {lacking})" in problem
+
+
+@needs_emulator
+def test_the_users_own_kernel_that_the_cpu_lacks_is_one_line_not_sigill():
+    # Haswell has no AVX-512: OpenBLAS's SkylakeX kernels would die of SIGILL in numpy's first matmul.
+    proc = run(("linreg.gluon",), "--quiet", prefix=(EMULATOR, "-cpu", "Haswell"),
+               env={"LINREG_KERNELS": "native", "OPENBLAS_CORETYPE": "SkylakeX"})
+    ours = [line for line in proc.stderr.splitlines() if not line.startswith("qemu-x86_64: warning:")]
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert ours == [f"linreg: {compat.kernel_problem({'OPENBLAS_CORETYPE': 'SkylakeX'}, {'avx2'})}"]
