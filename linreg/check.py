@@ -12,7 +12,6 @@ numbers were made: the kernels, the thread count, numpy, the mxnet build.
 Exit 0: every run compared and the same; 1: a difference; 2: nothing to compare.
 """
 
-import argparse
 import hashlib
 import json
 import os
@@ -20,7 +19,7 @@ import subprocess
 import sys
 
 from . import compat
-from .cli import EXIT_USAGE, EXIT_WRITE, Parser, fail
+from .console import EXIT_DIFFERENT, EXIT_USAGE, EXIT_WRITE, Parser, fail
 
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference.json")
 RUNS = (("linreg.scratch",), ("linreg.gluon",), ("linreg.gluon", "--fast"))
@@ -28,7 +27,6 @@ EXACT = ("w", "b", "initial_loss", "epoch_losses", "batch_losses", "moving_losse
 # lstsq runs in LAPACK, which each numpy wheel bundles in its own build: the
 # solution of this well-conditioned problem may move in the last bits (9e-16 seen).
 LSTSQ_TOL = 1e-12
-EXIT_DIFFERENT = 1
 BOUND = 600  # seconds for one run: an emulated CPU (qemu-user) takes about 15 s for the default
 
 

@@ -25,9 +25,9 @@ import struct
 import numpy as np
 from mxnet import nd
 
-from .config import MEMORY_SHARE, available_memory
-from .files import commit, folder_lock, path_problem, read_regular, signals_held, sweep_temps, write_temp
-from .limits import memory_headroom
+from .files import commit, folder_lock, path_problem, read_regular, sweep_temps, write_temp
+from .limits import memory_room
+from .signals import signals_held
 
 # The NDArray names each implementation's file holds: (weight, bias).
 KEYS = {"scratch": ("w", "b"), "gluon": ("0.weight", "0.bias")}
@@ -52,7 +52,7 @@ def params_limit():
     A Dense(1) of k inputs is 4 k bytes and some headers; a larger file is
     refused before it is read (a sparse file may claim a terabyte).
     """
-    return int(MEMORY_SHARE * memory_headroom(available_memory())[0])
+    return memory_room()[0]
 
 
 def sidecar(path):

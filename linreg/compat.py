@@ -25,6 +25,7 @@ import importlib.util
 import math
 import os
 import re
+import signal
 import sys
 import warnings
 
@@ -473,6 +474,9 @@ def load_mxnet():
     (held until the import ends) with one line and exit 130; an interactive
     session gets the exception.
     """
+    # Loaded with the package here (the import hook loads this file alone, and never calls this).
+    from .console import EXIT_USAGE, exit_code, settle_streams
+    from .signals import signals_held
     try:
         if os.environ.get("DMLC_ROLE", "worker") != "worker" and entry_module() not in ROLE_MODULES:
             # A recipe's DMLC_ROLE left in the shell: this command is never a cluster role.
@@ -493,7 +497,6 @@ def load_mxnet():
         trouble = limits.task_problem()
         if trouble:
             raise Unavailable(trouble)
-        from .files import signals_held
         # Ctrl-C is held until the import ends, then raised: delivered inside mxnet's import,
         # it was once lost and the run went on to exit 0 (CI, Python 3.13.0).
         with signals_held(), warnings.catch_warnings():
@@ -516,20 +519,14 @@ def load_mxnet():
         if "mxnet" in sys.modules:
             # Too little address space for mxnet's threads: its teardown at exit may then
             # abort ("terminate called without an active exception", SIGABRT), so skip it.
-            # Nothing is written yet; only the streams need flushing (cli.settle_streams would
-            # import cli's checkpoint and plots first, under that same shortage).
-            for stream in (sys.stdout, sys.stderr):
-                if stream is not None:
-                    try:
-                        stream.flush()
-                    except (OSError, ValueError):
-                        pass
-            os._exit(2)
-        raise SystemExit(2) from None
+            # Nothing is written yet; only the streams need flushing.
+            settle_streams()
+            os._exit(EXIT_USAGE)
+        raise SystemExit(EXIT_USAGE) from None
     except KeyboardInterrupt:
         if hasattr(sys, "ps1"):  # an interactive session: leave it to the prompt
             raise
         if sys.stderr is not None:
             sys.stderr.write("interrupted while importing mxnet\n")
-        raise SystemExit(130) from None  # as a shell reports SIGINT
+        raise SystemExit(exit_code(signal.SIGINT)) from None
     return mxnet

@@ -6,11 +6,9 @@ only in the values of `SCRATCH` and `GLUON` below.
 """
 
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from .limits import memory_headroom
 
 
 class ConfigError(ValueError):
@@ -54,12 +52,17 @@ class Config:
 
     def __post_init__(self):
         for f in fields(self):
-            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name)))
+            object.__setattr__(self, f.name, _coerce(f, getattr(self, f.name)))
         validate(self)
 
     @property
     def num_inputs(self):
         return len(self.true_w)
+
+    @property
+    def batches_per_epoch(self):
+        """Iterations an epoch: ceil(n / B), a short last batch included."""
+        return -(-self.num_examples // self.batch_size)
 
     def to_dict(self):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -81,8 +84,6 @@ class GluonConfig(Config):
                                 "of python -m linreg.launch")
 
 
-_INTS = {"num_examples", "batch_size", "epochs", "seed", "report_every"}
-_BOOLS = {"fast"}
 CONTEXT = re.compile(r"(cpu|gpu)\((\d+)\)")  # how MXNet writes a Context: cpu(0)
 KVSTORES = ("device", "local", "dist_sync", "dist_device_sync", "dist_async")
 
@@ -96,12 +97,10 @@ MIN_MAGNITUDE = 1e-30
 
 CHUNK = 1 << 18  # rows at a time: of the labels, the oracles' float64 copies, --fast's order
 
-# Refuse a run whose working set would take more than this share of the
-# memory available now (see memory_needed).
-MEMORY_SHARE = 0.5
-
-
-def _coerce(name, value):
+def _coerce(f, value):
+    """A field's value as its annotation's type says (int, bool, float, a tuple of floats), or
+    as ctx and kvstore take it; ConfigError for anything else."""
+    name = f.name
     if name == "ctx":
         names = tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(value)
         for v in names:
@@ -114,15 +113,15 @@ def _coerce(name, value):
         if value not in KVSTORES:
             raise ConfigError(name, f"must be one of {', '.join(KVSTORES)}, got {value!r}")
         return value
-    if name in _BOOLS:
+    if f.type is bool:
         if not isinstance(value, bool):
             raise ConfigError(name, f"must be True or False, got {value!r}")
         return value
-    if name in _INTS:
+    if f.type is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(name, f"must be an integer, got {value!r}")
         return value
-    if name == "true_w":
+    if f.type is tuple:  # true_w: numbers
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             raise ConfigError(name, f"must be a sequence of numbers, got {value!r}")
         return tuple(_coerce_float(name, v) for v in value)
@@ -171,83 +170,12 @@ def validate(config):
         raise ConfigError("smoothing", f"must be in (0, 1], got {c.smoothing}")
 
 
-def memory_needed(config):
-    """Bytes a run allocates at its peak, beyond MXNet's own baseline.
-
-    With n examples, k inputs and m = min(n, k + 1): X and y in float32
-    (4 n (k + 1)); 3 k working arrays of n floats, each at least a 4 KiB
-    page: the labels' sum of k terms, three arrays a term (a column, its
-    product, the sum so far) that MXNet's engine, running ahead of Python,
-    may hold at once (made CHUNK rows at a time, so this bounds them), and
-    the rest (the labels' noise, the loss on all the data, an epoch's order
-    of the examples, an iterator's); and the float64
-    oracles (linreg.data): [X, 1] for `rows` rows at a time, all n where there
-    are fewer examples than unknowns, else CHUNK, twice (it and its float64
-    source), with the m x m Gram matrix, lstsq's copy and workspace of the
-    larger of the two. tests/test_adversary.py measures this against real peaks.
-    """
-    n, k = config.num_examples, config.num_inputs
-    m = min(n, k + 1)
-    rows = n if n < k + 1 else min(n, CHUNK)
-    data, design, gram = 4 * n * (k + 1), 8 * rows * (k + 1), 8 * m * m
-    working = 3 * k * max(4096, 4 * n)
-    return data + working + 2 * design + 3 * gram + 2 * max(design, gram)
-
-
-# The figures (linreg.plots) draw the data again from the seed, as MXNet
-# arrays and their numpy copies, and three lines of n points, which matplotlib
-# keeps as float64 paths: measured about 250 bytes an example at 400,000
-# beside matplotlib's own 40 MiB; counted here with room to spare.
-PLOT_BYTES_PER_EXAMPLE = 320
-PLOT_BASELINE = 64 << 20
-
-
-def plot_memory_needed(config):
-    """Bytes the figures allocate: the data again, 8 n (k + 1), and the drawn points."""
-    n, k = config.num_examples, config.num_inputs
-    return PLOT_BASELINE + 8 * n * (k + 1) + PLOT_BYTES_PER_EXAMPLE * n
-
-
-def check_memory(config, plots=False):
-    """Raise ConfigError when the run (and its figures, with plots) would not fit in memory.
-
-    The room is the least of the host's available memory, what the memory
-    cgroup still allows and what ulimit -v still allows (linreg.limits):
-    a run checked against the first alone would be killed by the others.
-    """
-    c = config
-    needed = memory_needed(c) + (plot_memory_needed(c) if plots else 0)
-    room, what = memory_headroom(available_memory())
-    if needed > MEMORY_SHARE * room:
-        name = "num_examples" if c.num_examples >= c.num_inputs else "true_w"
-        raise ConfigError(
-            name,
-            f"asks for about {_gib(needed)} of memory{' with the figures' if plots else ''}, more than "
-            f"{MEMORY_SHARE:.0%} of the {_gib(room)} {what}",
-        )
-
-
-def _gib(size):
-    return f"{size / 2**30:.1f} GiB" if size >= 2**30 / 10 else f"{size / 2**20:.0f} MiB"
-
-
 def show_value(value):
     """A value as the command line writes it: 2,-3.4 or cpu(0),cpu(1) or 0.03."""
     if isinstance(value, tuple):
         return ",".join(v if isinstance(v, str) else f"{v:g}" for v in value)
     return value if isinstance(value, str) else f"{value:g}"
 
-
-def available_memory():
-    """Bytes of memory available now (MemAvailable), else physical memory."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 # The tutorial's two halves: scratch trains 5 epochs at lr 0.001 from w ~ N(0, 1);
 # Gluon trains 3 epochs at lr 0.03 from init.Normal(sigma=0.01).

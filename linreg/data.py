@@ -108,3 +108,26 @@ def ols(X, y):
     else:
         theta = np.linalg.lstsq(design_matrix(X), _float64(y).reshape(-1), rcond=None)[0]
     return theta[:-1], float(theta[-1])
+
+
+def memory_needed(config):
+    """Bytes a run allocates at its peak, beyond MXNet's own baseline.
+
+    With n examples, k inputs and m = min(n, k + 1): X and y in float32
+    (4 n (k + 1)); 3 k working arrays of n floats, each at least a 4 KiB
+    page: the labels' sum of k terms, three arrays a term (a column, its
+    product, the sum so far) that MXNet's engine, running ahead of Python,
+    may hold at once (made CHUNK rows at a time, so this bounds them), and
+    the rest (the labels' noise, the loss on all the data, an epoch's order
+    of the examples, an iterator's); and the float64
+    oracles (linreg.data): [X, 1] for `rows` rows at a time, all n where there
+    are fewer examples than unknowns, else CHUNK, twice (it and its float64
+    source), with the m x m Gram matrix, lstsq's copy and workspace of the
+    larger of the two. tests/test_adversary.py measures this against real peaks.
+    """
+    n, k = config.num_examples, config.num_inputs
+    m = min(n, k + 1)
+    rows = n if n < k + 1 else min(n, CHUNK)
+    data, design, gram = 4 * n * (k + 1), 8 * rows * (k + 1), 8 * m * m
+    working = 3 * k * max(4096, 4 * n)
+    return data + working + 2 * design + 3 * gram + 2 * max(design, gram)

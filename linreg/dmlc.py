@@ -47,26 +47,44 @@ def check_here(host, interface):
             raise ValueError(f"{host} is not an address of this machine") from None
 
 
-def _address(value):
+# What a cluster takes, for the flags of linreg.launch and linreg.recipe and the variables alike.
+
+def valid_count(n):
+    """A number of workers or servers ps-lite takes."""
+    return 1 <= n <= MAX_PROCESSES
+
+
+def valid_port(port):
+    return 0 < port < 65536
+
+
+def valid_address(text):
+    """An IPv4 address, as ps-lite takes a host."""
     try:
-        ipaddress.IPv4Address(value)
+        ipaddress.IPv4Address(text)
     except ValueError:
-        return "an IPv4 address such as 10.0.0.1"
-    return None
+        return False
+    return True
 
 
-def _in(value, low, high):
-    """True if value is decimal digits (leading zeros allowed, as C's atoi reads them) from low to high."""
+def _address(value):
+    return None if valid_address(value) else "an IPv4 address such as 10.0.0.1"
+
+
+def _whole(value):
+    """value as C's atoi reads decimal digits (leading zeros allowed), if it is only digits and not huge; else None."""
     digits = value.lstrip("0")
-    return re.fullmatch(r"[0-9]+", value) is not None and len(digits) <= 6 and low <= int(digits or "0") <= high
+    return int(digits or "0") if re.fullmatch(r"[0-9]+", value) and len(digits) <= 6 else None
 
 
 def _count(value):
-    return None if _in(value, 1, MAX_PROCESSES) else f"a whole number from 1 to {MAX_PROCESSES}"
+    n = _whole(value)
+    return None if n is not None and valid_count(n) else f"a whole number from 1 to {MAX_PROCESSES}"
 
 
 def _port(value):
-    return None if _in(value, 1, 65535) else "a port from 1 to 65535"
+    port = _whole(value)
+    return None if port is not None and valid_port(port) else "a port from 1 to 65535"
 
 
 def _interface(value):

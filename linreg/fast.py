@@ -2,8 +2,8 @@
 
     $ python -m linreg.gluon --fast
 
-Builds on linreg.gluon: its loop, Dense layer, L2Loss and SGD, with parts
-swapped. The net and the loss are one block, NetLoss, whose graph MXNet binds
+The parts of linreg.gluon's loop that change, for a net and loss it is given
+(the Dense layer, L2Loss and SGD): linreg.gluon.parts chooses them. The net and the loss are one block, NetLoss, whose graph MXNet binds
 before training (Symbol.bind, the executor mx.mod.Module runs on): the
 backward graph is derived and the memory planned at bind, not at every
 autograd backward(). The graph gathers its own batch from the data, by the
@@ -25,7 +25,6 @@ from mxnet.base import _LIB, NDArrayHandle, OpHandle, c_handle_array, c_str, c_s
 from mxnet.ndarray import NDArray
 from mxnet.gluon import nn
 
-from . import gluon
 from .config import CHUNK
 
 # Steps a group: executors bound per batch size and turn, each gathering its
@@ -70,11 +69,6 @@ def hybridized(block):
     """block compiled to one graph, memory planned once per input shape."""
     block.hybridize(static_alloc=True, static_shape=True)
     return block
-
-
-def hybrid_net(sigma, start=None, ctx=None):
-    """gluon.init_net in a HybridSequential, hybridized."""
-    return hybridized(gluon.init_net(sigma, start, ctx, container=nn.HybridSequential))
 
 
 class NetLoss(nn.HybridBlock):
@@ -231,24 +225,20 @@ class BoundSteps:
             progress.batches(epoch, self.group(order[start:start + rows], g % len(self.turns)))
 
 
-def fast_parts(config, start, ctx=None):
-    """gluon.Parts with a hybridized net and loss, and batches by nd.take."""
-    net, loss = hybrid_net(config.init_sigma, start, ctx), gluon.loss_fn()
-    return gluon.Parts(net=net, loss=hybridized(loss), batches=take_batches)
+def pieces(make_net, loss, ctx=None):
+    """A hybridized net, make_net(ctx, nn.HybridSequential), and loss, and batches by nd.take: the
+    fields of gluon.Parts that --fast changes on any device."""
+    return dict(net=hybridized(make_net(ctx, nn.HybridSequential)), loss=hybridized(loss), batches=take_batches)
 
 
-def bound_parts(config, start, features, labels):
-    """fast_parts on one device, its epochs BoundSteps', and the loss on all the
-    data taken a chunk at a time."""
-    p = fast_parts(config, start)
-    if start is None:  # Dense(1) learns its inputs at the first forward; bind needs them now
-        p.net(nd.zeros((1, config.num_inputs)))
-    steps = BoundSteps(p.net, p.loss, config.lr, config.batch_size, features, labels)
-    net_loss = hybridized(NetLoss(p.net, p.loss))
-    return gluon.Parts(net=p.net, loss=p.loss, epoch=steps.epoch,
-                       evaluate=lambda net, loss, X, y: chunked_loss(net_loss, X, y))
-
-
-def train(config, verbose=False, start=None):
-    """gluon.train with the bound parts."""
-    return gluon.train(config, verbose, start, bound_parts)
+def parts(config, make_net, loss, features, labels):
+    """pieces on one device, its epochs BoundSteps', and the loss on all the data taken a chunk
+    at a time: the fields of gluon.Parts that --fast changes on one CPU."""
+    p = pieces(make_net, loss)
+    net, loss = p["net"], p["loss"]
+    if 0 in net[0].weight.shape:  # Dense(1) learns its inputs at the first forward; bind needs them now
+        net(nd.zeros((1, config.num_inputs)))
+    steps = BoundSteps(net, loss, config.lr, config.batch_size, features, labels)
+    net_loss = hybridized(NetLoss(net, loss))
+    return dict(net=net, loss=loss, epoch=steps.epoch,
+                evaluate=lambda net, loss, X, y: chunked_loss(net_loss, X, y))

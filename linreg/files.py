@@ -4,13 +4,9 @@ import contextlib
 import fcntl
 import os
 import secrets
-import signal
 import stat
 
-# The signals a job is stopped with; held back while files are committed, so
-# that a stop lands before or after, never between two renames.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
+from .signals import signals_held
 
 class CannotWrite(Exception):
     """An output path where no file can be created."""
@@ -162,43 +158,6 @@ def check_folder(folder, create=True, probe=None):
         raise CannotWrite(f"cannot create {probe}: {e.strerror}") from None
     os.close(fd)
     os.remove(probe)
-
-
-@contextlib.contextmanager
-def signals_held():
-    """Hold back SIGINT, SIGTERM and SIGHUP inside the block; deliver them after it.
-
-    Each handler is swapped for one that only notes the signal, and the first
-    noted one is raised again once the old handlers are back. (A thread's
-    signal mask would not do: MXNet's engine threads would take the signal.)
-    Outside the main thread, where handlers cannot be set, nothing is held.
-    Yields the list of noted signals: a caller that acts on one inside the
-    block takes it off the list, and it is not raised again. A block inside
-    another shares the outer one's list, and leaves what is left to it.
-    """
-    outer = getattr(signal.getsignal(signal.SIGINT), "noted", None)
-    if outer is not None:
-        yield outer
-        return
-    noted = []
-
-    def note(signum, frame):
-        noted.append(signum)
-    note.noted = noted
-    old = {}
-    try:
-        for sig in STOP_SIGNALS:
-            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
-                old[sig] = signal.signal(sig, note)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        yield noted
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        if noted:
-            signal.raise_signal(noted[0])
 
 
 def write_temp(path, write, check):

@@ -3,19 +3,21 @@
     $ python -m linreg.gluon --epochs 3 --lr 0.03
 """
 
+import functools
 from dataclasses import dataclass
 
 import mxnet as mx
 from mxnet import autograd, gluon, init, nd
 from mxnet.gluon import nn
 
-from . import cli
+from . import cli, fast, parallel
 from .config import GLUON
 from .data import curvature, make_data
 from .progress import Progress
-from .result import Result
+from .result import Half, Result
 
-IMPLEMENTATION = "gluon"
+HALF = Half("gluon", loss_name="½ (ŷ − y)²", loss_unit=2.0, color="tab:orange")
+IMPLEMENTATION = HALF.name
 
 
 # Reading the data ---------------------------------------------------------
@@ -98,7 +100,7 @@ def sgd_step(net, loss, trainer, X, y):
 
 @dataclass
 class Parts:
-    """What train() puts together; linreg.fast and linreg.parallel swap some."""
+    """What train() puts together; linreg.fast and linreg.parallel swap some (parts)."""
 
     net: nn.Block
     loss: gluon.loss.Loss
@@ -112,16 +114,26 @@ class Parts:
     num_workers: int = 1
 
 
-def train(config=GLUON, verbose=False, start=None, parts=None):
+def parts(config, start, features, labels):
+    """The tutorial's net, loss and DataLoader; with --fast, --ctx or a --kvstore of its own,
+    the parts linreg.fast (bound graphs) and linreg.parallel (devices, a cluster) swap in."""
+    make_net = functools.partial(init_net, config.init_sigma, start)  # (ctx, container) -> the net
+    if config.ctx != GLUON.ctx or config.kvstore != GLUON.kvstore:
+        return Parts(**parallel.parts(config, make_net, loss_fn(), data_iter))
+    if config.fast:
+        return Parts(**fast.parts(config, make_net, loss_fn(), features, labels))
+    return Parts(net=make_net(), loss=loss_fn())
+
+
+def train(config=GLUON, verbose=False, start=None):
     """Seed, make the data, train the Dense layer by minibatch SGD; return a Result.
 
-    start: (w, b) to begin from instead of a random draw. parts(config, start,
-    features, labels): made after the data, as linreg.fast and linreg.parallel
-    do; default the tutorial's. Ctrl-C ends training early and returns the
-    parameters reached, marked interrupted.
+    start: (w, b) to begin from instead of a random draw. The parts are the
+    tutorial's unless the config asks for others (parts). Ctrl-C ends training
+    early and returns the parameters reached, marked interrupted.
     """
     features, labels = make_data(config)
-    p = (parts or tutorial_parts)(config, start, features, labels)
+    p = parts(config, start, features, labels)
     trainer = trainer_for(p.net, config.lr, p.kvstore)
     progress = Progress(config, step_size(config), curvature(features), verbose)
     all_X, all_y = features.as_in_context(p.ctx), labels.as_in_context(p.ctx)
@@ -136,26 +148,13 @@ def train(config=GLUON, verbose=False, start=None, parts=None):
                     progress.batch(epoch, l)
             progress.epoch(epoch, p.evaluate(p.net, p.loss, all_X, all_y))
     dense = p.net[0]
-    return Result.of(IMPLEMENTATION, config, dense.weight.data(p.ctx), dense.bias.data(p.ctx),
+    return Result.of(HALF, config, dense.weight.data(p.ctx), dense.bias.data(p.ctx),
                      features, labels, progress, rank=p.rank, num_workers=p.num_workers)
 
 
-def tutorial_parts(config, start, features, labels):
-    """The tutorial's net, loss and DataLoader; refuse flags that need other parts."""
-    if config.fast or config.ctx != GLUON.ctx or config.kvstore != GLUON.kvstore:
-        raise ValueError("gluon.train alone is the tutorial's loop: train --fast, --ctx or "
-                         "--kvstore with linreg.parallel.train")
-    return Parts(net=init_net(config.init_sigma, start), loss=loss_fn())
-
-
 def main(argv=None):
-    """Parse the command line, train, print the progress and the parameters.
-
-    --fast, --ctx and a dist --kvstore train with linreg.parallel.train, which
-    builds on this module and so is imported only here.
-    """
-    from . import parallel
-    cli.main(argv, IMPLEMENTATION, GLUON, parallel.train, save_params)
+    """Parse the command line, train, print the progress and the parameters."""
+    cli.main(argv, IMPLEMENTATION, GLUON, train, save_params)
 
 
 if __name__ == "__main__":

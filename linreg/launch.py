@@ -23,13 +23,11 @@ import threading
 import time
 
 from . import keeper
-from .cli import EXIT_USAGE, Parser, fail, say
-from .files import STOP_SIGNALS
+from .console import EXIT_FAILED, EXIT_TIMEOUT, EXIT_USAGE, Parser, exit_code, fail, say
+from .signals import note_stop_signals
 from .dmlc import LOOPBACK as HOST
-from .dmlc import MAX_PROCESSES, cluster_env
+from .dmlc import MAX_PROCESSES, cluster_env, valid_count
 
-EXIT_FAILED = 1  # a child exited non-zero
-EXIT_TIMEOUT = 124  # as timeout(1)
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping children
 # Seconds the scheduler and servers get to exit after the last worker did
 # (--shutdown-grace): a worker that used the store tells them to shut down as
@@ -133,7 +131,7 @@ class Cluster:
         while True:
             if self.stops:
                 name = signal.Signals(self.stops[0]).name
-                return 128 + self.stops[0], f"interrupted ({name}); stopped every child"
+                return exit_code(self.stops[0]), f"interrupted ({name}); stopped every child"
             codes = [(label, role, child.poll()) for label, role, child in self.children]
             failed = [(label, code) for label, _, code in codes if code not in (None, 0)]
             if failed:
@@ -216,7 +214,7 @@ def main(argv=None):
                         help="the program and its arguments, after --")
     args = parser.parse_args(argv)
     for name in ("num_workers", "num_servers"):
-        if not 1 <= getattr(args, name) <= MAX_PROCESSES:
+        if not valid_count(getattr(args, name)):
             parser.error(f"--{name.replace('_', '-')} must be from 1 to {MAX_PROCESSES}, got {getattr(args, name)}")
     for name in ("timeout", "shutdown_grace"):
         if not getattr(args, name) > 0:
@@ -225,9 +223,7 @@ def main(argv=None):
     # SIGINT, SIGTERM and SIGHUP are only noted here, never raised: an
     # exception at an arbitrary instant could leave a Popen's lock held and
     # the stop that follows waiting on it. wait() sees the note within 50 ms.
-    for sig in STOP_SIGNALS:
-        if signal.getsignal(sig) != signal.SIG_IGN:
-            signal.signal(sig, lambda signum, frame: cluster.stops.append(signum))
+    note_stop_signals(cluster.stops.append)
     try:
         cluster.start()
     except OSError as e:

@@ -148,3 +148,26 @@ def memory_headroom(available):
         if room is not None:
             found.append((room, what))
     return min(found)
+
+
+def available_memory():
+    """Bytes of memory available now (MemAvailable), else physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+# Refuse what would take more than this share of the memory room: a run's
+# working set (linreg.data.memory_needed, and the figures'), a file read whole.
+MEMORY_SHARE = 0.5
+
+
+def memory_room():
+    """(bytes, what limits them) a run may use: MEMORY_SHARE of memory_headroom's least room."""
+    room, what = memory_headroom(available_memory())
+    return int(MEMORY_SHARE * room), what

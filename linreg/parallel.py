@@ -3,9 +3,10 @@
     $ python -m linreg.gluon --ctx cpu(0),cpu(1)
     $ python -m linreg.launch -n 2 -- python -m linreg.gluon --kvstore dist_sync --fast
 
-Builds on linreg.gluon (and linreg.fast for --fast): the same loop, with each
-batch split over the workers of a parameter-server cluster by kv.rank, and
-each worker's part over its devices by split_and_load.
+The parts linreg.gluon's loop runs with (and linreg.fast's net, loss and
+batches for --fast), for a net and loss it is given: each batch split over
+the workers of a parameter-server cluster by kv.rank, and each worker's part
+over its devices by split_and_load. linreg.gluon.parts chooses them.
 """
 
 import functools
@@ -16,8 +17,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon as mx_gluon, nd
 
-from . import dmlc, fast, gluon
-from .config import CONTEXT, GLUON, ConfigError, flag
+from . import dmlc, fast
+from .config import CONTEXT, ConfigError, flag
 
 
 def contexts(names):
@@ -144,8 +145,9 @@ def split_step(ctx, rank, num_workers, net, loss, trainer, X, y):
     return nd.concat(*(l.as_in_context(ctx[0]) for l in ls), dim=0)
 
 
-def parallel_parts(config, start, features, labels):
-    """gluon.Parts (fast ones with --fast) on the devices and store of the config."""
+def parts(config, make_net, loss, batches):
+    """The fields of gluon.Parts on the devices and store of the config (--fast's net, loss and
+    batches with --fast): make_net(ctx, container) makes the net, batches(B, X, y) the batches."""
     ctx = contexts(config.ctx)
     kvstore, rank, num_workers = open_kvstore(config.kvstore)
     # Every device of every worker needs a row of the first batch: a gradient
@@ -156,23 +158,12 @@ def parallel_parts(config, start, features, labels):
     if is_dist(config) and "async" not in config.kvstore:
         check_workers_agree(kvstore, rank, num_workers, config)
     if config.fast:
-        parts = fast.fast_parts(config, start, ctx)
+        p = fast.pieces(make_net, loss, ctx)
     else:
-        parts = gluon.Parts(net=gluon.init_net(config.init_sigma, start, ctx), loss=gluon.loss_fn())
-    batches = parts.batches
+        p = dict(net=make_net(ctx), loss=loss, batches=batches)
+    batches = p["batches"]
     if is_dist(config):
         batches = functools.partial(full_batches, batches)
-    return gluon.Parts(net=parts.net, loss=parts.loss, batches=batches,
-                       step=functools.partial(split_step, ctx, rank, num_workers),
-                       kvstore=kvstore, ctx=ctx[0], rank=rank, num_workers=num_workers)
-
-
-def train(config, verbose=False, start=None):
-    """gluon.train on the devices and store of the config; --fast's parts with --fast.
-
-    The entry point of `python -m linreg.gluon`, whatever its flags: with one
-    CPU and the default store, it is gluon.train (or fast.train) itself.
-    """
-    if config.ctx == GLUON.ctx and config.kvstore == GLUON.kvstore:
-        return fast.train(config, verbose, start) if config.fast else gluon.train(config, verbose, start)
-    return gluon.train(config, verbose, start, parallel_parts)
+    return dict(net=p["net"], loss=p["loss"], batches=batches,
+                step=functools.partial(split_step, ctx, rank, num_workers),
+                kvstore=kvstore, ctx=ctx[0], rank=rank, num_workers=num_workers)

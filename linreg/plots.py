@@ -7,20 +7,32 @@ pyplot (and a window) is used only when showing is asked for.
 
 import contextlib
 import functools
-import math
 import os
 import sys
 
 import numpy as np
 
+from .console import say
 from .data import make_data
 from .files import atomic_write
 
 SIZE, DPI = (6.4, 4.8), 100  # 640 x 480 pixels
 MARKER = dict(linestyle="none", marker=".", markersize=2, alpha=0.5)  # every point, small
-LOSS_NAMES = {"scratch": "(ŷ − y)²", "gluon": "½ (ŷ − y)²"}
-COLORS = {"scratch": "tab:blue", "gluon": "tab:orange"}  # one colour per half, in every panel
 FILES = ("data.png", "loss.png", "fit.png")
+
+
+# The figures draw the data again from the seed, as MXNet arrays and their
+# numpy copies, and three lines of n points, which matplotlib keeps as float64
+# paths: measured about 250 bytes an example at 400,000 beside matplotlib's own
+# 40 MiB; counted here with room to spare.
+PLOT_BYTES_PER_EXAMPLE = 320
+PLOT_BASELINE = 64 << 20
+
+
+def memory_needed(config):
+    """Bytes the figures allocate: the data again, 8 n (k + 1), and the drawn points."""
+    n, k = config.num_examples, config.num_inputs
+    return PLOT_BASELINE + 8 * n * (k + 1) + PLOT_BYTES_PER_EXAMPLE * n
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,10 +76,6 @@ def draw_data(fig, features, labels):
     return fig
 
 
-def iterations_per_epoch(config):
-    return math.ceil(config.num_examples / config.batch_size)
-
-
 def draw_loss(fig, result):
     """Batch losses and their moving average per iteration, on a log scale,
     with the loss on all the data before training and after each epoch."""
@@ -77,12 +85,12 @@ def draw_loss(fig, result):
     window = round(1 / result.config.smoothing)
     ax.plot(iteration, result.moving_losses, lw=1.5,
             label=f"moving average of ~{window} batches: the progress lines (lags)")
-    per_epoch = iterations_per_epoch(result.config)
+    per_epoch = result.config.batches_per_epoch
     epochs = np.arange(len(result.epoch_losses) + 1) * per_epoch
     ax.plot(epochs, (result.initial_loss,) + result.epoch_losses, "o", color="black",
             label="loss on all the data, per epoch")
     ax.set_yscale("log")
-    ax.set(xlabel="iteration", ylabel=f"loss {LOSS_NAMES[result.implementation]}",
+    ax.set(xlabel="iteration", ylabel=f"loss {result.half.loss_name}",
            title=f"Training ({result.implementation}, lr {result.config.lr:g}, "
                  f"batch {result.config.batch_size})")
     ax.legend(loc="upper right", fontsize="small")
@@ -111,10 +119,8 @@ def draw_comparison(fig, results):
     """Both halves side by side: loss curves in one unit, and parameter errors."""
     loss_ax, error_ax = fig.subplots(1, 2)
     for result in results:
-        # Gluon's L2Loss is half the squared error: double it to share one axis.
-        unit = 2.0 if result.implementation == "gluon" else 1.0
-        color = COLORS[result.implementation]
-        per_epoch = iterations_per_epoch(result.config)
+        unit, color = result.half.loss_unit, result.half.color  # one axis, one colour per half
+        per_epoch = result.config.batches_per_epoch
         epoch = np.arange(1, len(result.batch_losses) + 1) / per_epoch
         loss_ax.plot(epoch, unit * np.array(result.batch_losses), lw=0.6, alpha=0.7, color=color,
                      label=f"{result.implementation}: batch loss")
@@ -131,7 +137,7 @@ def draw_comparison(fig, results):
     for i, result in enumerate(results):
         for j, (other, against) in enumerate(((result.true_theta, "true"), (result.ols_theta, "OLS"))):
             x = np.arange(len(names)) + (2 * i + j - len(results) + 0.5) * width
-            error_ax.bar(x, np.abs(result.theta - other), width, color=COLORS[result.implementation],
+            error_ax.bar(x, np.abs(result.theta - other), width, color=result.half.color,
                          hatch="//" if against == "OLS" else None, edgecolor="white",
                          label=f"{result.implementation} − {against}")
     error_ax.set_yscale("log")
@@ -199,7 +205,6 @@ def make_folders(folder):
 
 def can_show():
     """True if a window can open; else say why on stderr, in one line."""
-    from .cli import say  # linreg.cli imports this module
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         say("--show: no display (DISPLAY is not set); not showing the figures")
         return False

@@ -13,7 +13,8 @@ from mxnet import nd
 
 from . import checkpoint
 from .checkpoint import CheckpointError
-from .cli import EXIT_WRITE, Output, Parser, fail, fail_interrupted, parse_floats, stop_on_signals
+from .console import EXIT_WRITE, Output, Parser, fail, fail_interrupted, parse_floats
+from .signals import stop_on_signals
 from .scratch import net
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

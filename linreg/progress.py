@@ -12,7 +12,7 @@ import time
 from mxnet import nd
 
 from .config import MAX_EPOCH_LINES, REPORT_EVERY
-from .files import signals_held
+from .signals import signals_held, stop_signal
 
 
 # A run whose full-data loss ends an epoch this many times above where it
@@ -21,11 +21,6 @@ GROWTH_LIMIT = 10.0
 # ... unless it started below this: a start at the optimum of noiseless data
 # has a loss of float32 round-off, and growing from there is not divergence.
 LOSS_FLOOR = 1e-6
-
-
-def stop_signal(interrupt):
-    """The signal behind a KeyboardInterrupt: a Stopped's own (linreg.cli), else SIGINT."""
-    return signal.Signals(getattr(interrupt, "signum", signal.SIGINT))
 
 
 class Diverged(ArithmeticError):
@@ -86,8 +81,7 @@ def report_interval(config):
     """
     if config.report_every != REPORT_EVERY:
         return config.report_every
-    per_epoch = -(-config.num_examples // config.batch_size)
-    return REPORT_EVERY * max(1, -(-per_epoch // (MAX_EPOCH_LINES * REPORT_EVERY)))
+    return REPORT_EVERY * max(1, -(-config.batches_per_epoch // (MAX_EPOCH_LINES * REPORT_EVERY)))
 
 
 class Progress:
@@ -160,7 +154,7 @@ class Progress:
         """Time the training loop; Ctrl-C (or SIGTERM, SIGHUP: linreg.cli) inside it
         ends training after the current step, keeping what was learned.
 
-        The signals are only noted while it runs (files.signals_held), and
+        The signals are only noted while it runs (signals.signals_held), and
         batch() acts on one at the end of a step: raised at an arbitrary
         instant, a KeyboardInterrupt could leave an MXNet object half made
         (its __del__ then fails at exit) or a step half taken. Any later

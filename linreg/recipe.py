@@ -14,11 +14,10 @@ host address belongs to this machine (--no-check to print lines for another).
 `python -m linreg.launch` uses the same variables on 127.0.0.1.
 """
 
-import ipaddress
 import sys
 
-from .cli import EXIT_USAGE, EXIT_WRITE, Output, Parser, fail
-from .dmlc import MAX_PROCESSES, PORT, ROLES, check_here, cluster_env
+from .console import EXIT_USAGE, EXIT_WRITE, Output, Parser, fail
+from .dmlc import MAX_PROCESSES, PORT, ROLES, check_here, cluster_env, valid_address, valid_count, valid_port
 
 def main(argv=None):
     """Parse, check, print the variables one a line."""
@@ -38,13 +37,11 @@ def main(argv=None):
                         help="print lines for another host, without checking the interface and address here")
     args = parser.parse_args(argv)
     for name in ("scheduler", "host"):
-        try:
-            ipaddress.IPv4Address(getattr(args, name))
-        except ValueError:
+        if not valid_address(getattr(args, name)):
             parser.error(f"--{name} takes an IPv4 address such as 10.0.0.1, got {getattr(args, name)!r}")
-    if not 0 < args.port < 65536:
+    if not valid_port(args.port):
         parser.error(f"--port must be in 1..65535, got {args.port}")
-    if not (1 <= args.num_workers <= MAX_PROCESSES and 1 <= args.num_servers <= MAX_PROCESSES):
+    if not (valid_count(args.num_workers) and valid_count(args.num_servers)):
         parser.error(f"--num-workers and --num-servers must be from 1 to {MAX_PROCESSES}")
     if not args.no_check:
         try:

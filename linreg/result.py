@@ -9,10 +9,20 @@ from .data import ols
 
 
 @dataclass(frozen=True)
+class Half:
+    """What depends on which half of the tutorial trained: each half module has one, HALF."""
+
+    name: str  # "scratch" or "gluon": python -m linreg.<name>, --json's implementation
+    loss_name: str  # its loss per example, as the figures write it
+    loss_unit: float  # what its loss is multiplied by to be (ŷ − y)²: 1, or 2 for Gluon's ½ (ŷ − y)²
+    color: str  # its colour in every figure
+
+
+@dataclass(frozen=True)
 class Result:
     """Learned parameters beside the true ones and the least-squares oracle."""
 
-    implementation: str  # "scratch" or "gluon"
+    half: Half  # which half trained
     config: Config
     w: tuple  # learned weights
     b: float  # learned bias
@@ -28,11 +38,11 @@ class Result:
     num_workers: int = 1  # the cluster's workers; 1 outside one
 
     @classmethod
-    def of(cls, implementation, config, w, b, features, labels, progress, rank=0, num_workers=1):
+    def of(cls, half, config, w, b, features, labels, progress, rank=0, num_workers=1):
         """Build a result from the learned NDArrays w (any shape) and b."""
         ols_w, ols_b = ols(features, labels)
         return cls(
-            implementation=implementation,
+            half=half,
             config=config,
             w=tuple(w.asnumpy().reshape(-1).tolist()),
             b=b.asnumpy().reshape(-1)[0].item(),
@@ -47,6 +57,11 @@ class Result:
             rank=rank,
             num_workers=num_workers,
         )
+
+    @property
+    def implementation(self):
+        """The half's name: "scratch" or "gluon"."""
+        return self.half.name
 
     @property
     def theta(self):

@@ -10,9 +10,10 @@ from . import cli
 from .config import SCRATCH
 from .data import curvature, make_data
 from .progress import Progress
-from .result import Result
+from .result import Half, Result
 
-IMPLEMENTATION = "scratch"
+HALF = Half("scratch", loss_name="(ŷ − y)²", loss_unit=1.0, color="tab:blue")
+IMPLEMENTATION = HALF.name
 
 
 # Reading the data ---------------------------------------------------------
@@ -109,7 +110,7 @@ def train(config=SCRATCH, verbose=False, start=None):
                 sgd([w, b], config.lr)
                 progress.batch(epoch, l)
             progress.epoch(epoch, square_loss(net(features, w, b), labels))
-    return Result.of(IMPLEMENTATION, config, w, b, features, labels, progress)
+    return Result.of(HALF, config, w, b, features, labels, progress)
 
 
 def main(argv=None):

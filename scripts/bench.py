@@ -15,6 +15,7 @@ compared as ratios within one run: absolute seconds depend on the machine.
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -46,9 +47,10 @@ GLUON_LR = 0.03  # the tutorial's Gluon rate, for every row that steps along the
 
 
 def job_batches(job):
-    """The batches a job trains on: epochs times ceil(n / B), a short last one included."""
+    """The batches a job trains on: epochs times its config's batches per epoch."""
+    from linreg.config import GLUON  # first: linreg.compat lets mxnet import on any numpy
     n, batch_size, epochs = JOBS[job]
-    return epochs * -(-n // batch_size)
+    return epochs * GLUON.replace(num_examples=n, batch_size=batch_size).batches_per_epoch
 
 
 def scratch_lr(batch_size):
@@ -63,14 +65,14 @@ def scratch_lr(batch_size):
 # The worker: one row of one job, in its own process ---------------------------
 
 def run_linreg(row, job):
-    from linreg import parallel, scratch
+    from linreg import gluon, scratch
     from linreg.config import GLUON, SCRATCH
     n, batch_size, epochs = JOBS[job]
     sizes = dict(num_examples=n, batch_size=batch_size, epochs=epochs)
     if row == "scratch":
         train, config = scratch.train, SCRATCH.replace(lr=scratch_lr(batch_size), **sizes)
     else:
-        train, config = parallel.train, GLUON.replace(fast=row == "gluon --fast", **sizes)
+        train, config = gluon.train, GLUON.replace(fast=row == "gluon --fast", **sizes)
     result = train(config)
     return result.train_seconds, result.theta, result.ols_theta
 
@@ -194,7 +196,7 @@ def call_costs(calls=4000, repeats=5):
     the calling thread's µs a call, and with the engine's work on it (waiting
     for the engine after the calls); medians of `repeats` runs of `calls` calls."""
     import ctypes
-    from linreg import fast
+    from linreg import fast, gluon
     from linreg.config import GLUON
     from linreg.data import make_data
     from mxnet import nd
@@ -203,9 +205,9 @@ def call_costs(calls=4000, repeats=5):
     n, batch_size, epochs = JOBS["100k"]
     config = GLUON.replace(fast=True, num_examples=n, batch_size=batch_size, epochs=epochs)
     features, labels = make_data(config)
-    p = fast.fast_parts(config, None)
-    p.net(nd.zeros((1, config.num_inputs)))
-    steps = fast.BoundSteps(p.net, p.loss, config.lr, config.batch_size, features, labels)
+    p = fast.pieces(functools.partial(gluon.init_net, config.init_sigma, None), gluon.loss_fn())
+    p["net"](nd.zeros((1, config.num_inputs)))
+    steps = fast.BoundSteps(p["net"], p["loss"], config.lr, config.batch_size, features, labels)
     index, executors, losses = steps.turns[0]
     exe, train = executors[config.batch_size][0], ctypes.c_int(1)
     indices = np.arange(index.shape[0], dtype=index.dtype)
@@ -231,7 +233,7 @@ def call_costs(calls=4000, repeats=5):
         f"a group's index copy, per group of {fast.GROUP}": timed(lambda: index._sync_copyfrom(indices)),
         f"a group's losses, the prepared concat, per group of {fast.GROUP}": timed(losses),
     }
-    step = statistics.median(fast.train(config).train_seconds for _ in range(repeats)) / job_batches("100k") * 1e6
+    step = statistics.median(gluon.train(config).train_seconds for _ in range(repeats)) / job_batches("100k") * 1e6
     lines = ["| call, µs | calling thread | with the engine |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {thread:.1f} | {whole:.1f} |" for name, (thread, whole) in rows.items()]
     lines.append(f"| a whole step in an epoch (train_seconds / steps) | — | {step:.1f} |")

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import tempfile
 
 import pytest
@@ -10,6 +11,8 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from linreg import gluon, scratch
 from linreg.config import GLUON, SCRATCH
+
+from .helpers import default_signals
 
 DEFAULTS = {scratch: SCRATCH, gluon: GLUON}
 
@@ -78,3 +81,18 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     if HYPOTHESIS_HOME in config.stash:
         shutil.rmtree(config.stash[HYPOTHESIS_HOME], ignore_errors=True)
+
+
+@pytest.fixture
+def children():
+    """Popen for the test; whatever is still running at its end is killed, pass or fail."""
+    started = []
+
+    def popen(*args, **kwargs):
+        started.append(subprocess.Popen(*args, preexec_fn=default_signals, **kwargs))
+        return started[-1]
+    yield popen
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

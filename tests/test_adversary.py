@@ -18,7 +18,8 @@ from numpy.testing import assert_allclose
 from linreg import checkpoint, gluon, predict, scratch
 from linreg.checkpoint import CheckpointError
 
-from .test_reliability import ROOT, default_signals, run_main
+from .helpers import ROOT, run_main, default_signals, closed_pipe, with_closed
+
 
 PAGE = 4096  # tmpfs allocates whole pages
 
@@ -437,18 +438,6 @@ def test_predict_takes_values_just_inside_float32(tmp_path):
 
 # Closed and broken streams --------------------------------------------------------
 
-def closed_pipe():
-    """The write end of a pipe whose reader has gone, as after `| head -1`."""
-    read, write = os.pipe()
-    os.close(read)
-    return write
-
-
-def with_closed(redirect, *args):
-    """A command line that runs python *args with a stream closed by the shell, as `>&-` does."""
-    return ["sh", "-c", f'exec "$0" "$@" {redirect}', sys.executable, *args]
-
-
 @pytest.mark.parametrize("stdout", ["closed", "broken pipe", "/dev/full"])
 def test_a_lost_stdout_still_saves_and_exits_1(tmp_path, stdout):
     path = tmp_path / "m.params"
@@ -489,6 +478,7 @@ def test_predict_with_lost_streams(tmp_path, stream):
 PEAK = """
 import resource, sys
 from linreg import {half} as half
+
 half.train(half.{config}.replace(num_examples=10, epochs=0))  # MXNet's threads and pools, warmed
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
@@ -509,7 +499,8 @@ def peak_growth(half, *args):
 @pytest.mark.parametrize("n, k", [(200, 3000), (3000, 1500), (1000000, 2)],
                          ids=["many inputs", "many of both", "many examples"])
 def test_the_memory_estimate_bounds_the_real_peak(n, k):
-    from linreg.config import SCRATCH, memory_needed
+    from linreg.config import SCRATCH
+    from linreg.data import memory_needed
     real = peak_growth("scratch", "--epochs", "0", "--num-examples", str(n), "--true-w=" + ",".join(["1"] * k))
     estimate = memory_needed(SCRATCH.replace(num_examples=n, true_w=(1.0,) * k))
     # An upper bound, and not a wild one: measured 1.3x (many examples) to 2x here.
@@ -551,8 +542,7 @@ def test_values_mxnet_cannot_take_are_refused(argv):
 
 def test_two_devices_train_from_a_batch_of_two():
     one = gluon.train(gluon.GLUON.replace(batch_size=2, num_examples=20))
-    from linreg import parallel
-    two = parallel.train(gluon.GLUON.replace(batch_size=2, num_examples=20, ctx=("cpu(0)", "cpu(1)")))
+    two = gluon.train(gluon.GLUON.replace(batch_size=2, num_examples=20, ctx=("cpu(0)", "cpu(1)")))
     assert_allclose(two.theta, one.theta, rtol=1e-5, atol=1e-7)
 
 

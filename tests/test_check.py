@@ -16,7 +16,9 @@ import pytest
 
 from linreg import check
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .helpers import ROOT
+
+
 BOUND = 300  # seconds: three runs of the default, mxnet's import in each
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from linreg import compat
 
-from .test_reliability import ROOT
+from .helpers import ROOT
+
 
 
 def python(code, *flags):
@@ -105,6 +106,7 @@ if sys.argv[1] != "default":
 if sys.argv[2] == "linreg":
     import linreg
 from mxnet import gluon, nd
+
 X, y = nd.arange(40).reshape((20, 2)), nd.arange(20)
 def batches(workers):
     # timeout: a worker that cannot start fails in 30 s, not mxnet's 120

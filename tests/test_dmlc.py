@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from linreg import dmlc
 
-from .test_reliability import ROOT
+from .helpers import ROOT
+
+
 
 OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 VALID = {  # the docs' variables: what each must be

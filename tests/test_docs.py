@@ -14,7 +14,9 @@ import sys
 
 import pytest
 
-from .test_reliability import ROOT
+from .helpers import ROOT
+
+
 
 DOCS = ["README.md", "README.zh-CN.md", *sorted(os.path.relpath(p, ROOT) for p in glob.glob(f"{ROOT}/docs/*.md"))]
 

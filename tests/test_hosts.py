@@ -18,8 +18,9 @@ from numpy.testing import assert_allclose
 
 from linreg import gluon
 
-from .test_parallel import CLUSTER_RTOL
-from .test_reliability import ROOT, run_main
+from .helpers import ROOT, run_main, CLUSTER_RTOL
+
+
 
 spec = importlib.util.spec_from_file_location("testhosts", os.path.join(ROOT, "scripts", "testhosts.py"))
 testhosts = importlib.util.module_from_spec(spec)

@@ -17,7 +17,9 @@ import pytest
 
 from linreg import check, compat
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .helpers import ROOT
+
+
 BOUND = 300  # seconds: one run, mxnet's import included; about 15 s under an emulated CPU
 EMULATOR = shutil.which("qemu-x86_64")
 needs_emulator = pytest.mark.skipif(EMULATOR is None, reason="qemu-x86_64 (Debian's qemu-user) is not installed")

@@ -9,14 +9,17 @@ import pytest
 
 from linreg import gluon, predict
 
-from .test_reliability import ROOT, run_main
+from .helpers import ROOT, run_main
+
+
 
 
 def test_python_m_linreg_lists_the_commands():
     proc = subprocess.run([sys.executable, "-m", "linreg"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     listed = re.findall(r"^  python -m (linreg\.\w+)", proc.stderr, re.M)
-    assert listed == ["linreg.scratch", "linreg.gluon", "linreg.predict", "linreg.launch", "linreg.recipe"]
+    assert listed == ["linreg.scratch", "linreg.gluon", "linreg.predict", "linreg.launch", "linreg.recipe",
+                      "linreg.check"]
     for module in listed:  # each one it names runs
         assert subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True,
                               timeout=120).returncode == 0

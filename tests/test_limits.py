@@ -17,7 +17,9 @@ import pytest
 
 from linreg import compat, limits
 
-from .test_reliability import ROOT
+from .helpers import ROOT
+
+
 
 CGROUP = "/sys/fs/cgroup"
 

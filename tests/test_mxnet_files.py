@@ -18,7 +18,9 @@ from mxnet.gluon import nn
 from linreg import checkpoint, gluon as half
 from linreg.checkpoint import CheckpointError
 
-from .test_reliability import ROOT, run_main
+from .helpers import ROOT, run_main
+
+
 
 EXAMPLES = [[1.0, 2.0], [-3.5, 0.25], [1e3, -1e-3]]
 

@@ -8,7 +8,9 @@ import sys
 import nbformat
 import pytest
 
-from .test_reliability import ROOT
+from .helpers import ROOT
+
+
 
 NOTEBOOK = os.path.join(ROOT, "docs", "tutorial.ipynb")
 

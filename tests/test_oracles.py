@@ -17,64 +17,9 @@ from numpy.testing import assert_allclose
 from linreg import scratch
 from linreg.config import SCRATCH
 from linreg.result import Result
-from linreg.data import set_seed, synthetic_data
 
 from .conftest import defaults
-from .test_reliability import run_main
-
-# float32 training against a float64 oracle over a few dozen steps: round-off
-# of 2**-24 ~ 6e-8 relative per operation, accumulated, stays below 1e-5.
-ORACLE_RTOL = 1e-5
-# ... and a loss r^2 near the optimum, a difference of float32 numbers near
-# |y| ~ 10, carries their ~1e-6 absolute round-off as 2|r| 1e-6: below 1e-5.
-LOSS_ATOL = 1e-5
-START = ([0.3, -0.2], 0.1)  # a start both halves take exactly, so the oracle starts there too
-
-
-def oracle(impl, config, start=START):
-    """A float64 replay of impl's run: a dict of every quantity the package reports.
-
-    Loss per example: scratch (y_hat - y)^2, Gluon 1/2 (y_hat - y)^2.
-    Scratch: theta <- theta - lr * sum_batch grad; Gluon: - lr * mean_batch grad.
-    """
-    set_seed(config.seed)
-    features, labels = synthetic_data(config.true_w, config.true_b, config.num_examples, config.noise)
-    X_all, y_all = features.asnumpy().astype(np.float64), labels.asnumpy().astype(np.float64)
-    n = config.num_examples
-    w, b = np.array(start[0], dtype=np.float64), float(start[1])
-    half = 1.0 if impl is scratch else 0.5
-
-    def losses(X, y):
-        return half * (X @ w + b - y) ** 2
-
-    initial = losses(X_all, y_all).mean()
-    batch_losses, epoch_losses = [], []
-    for _ in range(config.epochs):
-        if impl is scratch:
-            order = list(range(n))
-            random.shuffle(order)  # scratch.data_iter's draw
-        else:
-            order = np.arange(n)
-            np.random.shuffle(order)  # DataLoader's RandomSampler's draw
-        for i in range(0, n, config.batch_size):
-            j = np.asarray(order[i:i + config.batch_size])
-            X, y = X_all[j], y_all[j]
-            batch_losses.append(losses(X, y).mean())
-            r = X @ w + b - y
-            scale = 2.0 if impl is scratch else 1.0 / len(j)
-            w, b = w - config.lr * scale * (X.T @ r), b - config.lr * scale * r.sum()
-        epoch_losses.append(losses(X_all, y_all).mean())
-    # The moving average, from its formula: m_t = (1 - s) m_{t-1} + s v_t, m_0 = 0,
-    # reported divided by 1 - (1 - s)^t.
-    s, m, moving = config.smoothing, 0.0, []
-    for t, v in enumerate(batch_losses, start=1):
-        m = (1 - s) * m + s * v
-        moving.append(m / (1 - (1 - s) ** t))
-    A = np.hstack([X_all, np.ones((n, 1))])
-    ols = np.linalg.lstsq(A, y_all, rcond=None)[0]
-    return {"w": w, "b": b, "initial_loss": initial, "batch_losses": batch_losses,
-            "epoch_losses": epoch_losses, "moving_losses": moving, "ols_w": ols[:-1], "ols_b": ols[-1]}
-
+from .helpers import JSON_TYPES, KERNEL_TYPES, LOSS_ATOL, REPLAY_RTOL, START, replay, run_main
 
 CASES = {"default": {}, "short last batch": {"num_examples": 205, "batch_size": 10, "epochs": 2},
          "three inputs": {"true_w": (1.0, -2.0, 0.5), "num_examples": 300, "epochs": 2}}
@@ -85,15 +30,15 @@ def start_for(config):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_reported_number_against_the_oracle(impl, case):
+def test_every_reported_number_against_the_replay(impl, case):
     config = defaults(impl, **CASES[case])
     start = start_for(config)
     result = impl.train(config, start=start)
-    expected = oracle(impl, config, start)
-    assert_allclose(result.w, expected["w"], rtol=ORACLE_RTOL, atol=1e-7)
-    assert_allclose(result.b, expected["b"], rtol=ORACLE_RTOL, atol=1e-7)
+    expected = replay(impl, config, start)
+    assert_allclose(result.w, expected["w"], rtol=REPLAY_RTOL, atol=1e-7)
+    assert_allclose(result.b, expected["b"], rtol=REPLAY_RTOL, atol=1e-7)
     for key in ("initial_loss", "batch_losses", "epoch_losses", "moving_losses"):
-        assert_allclose(getattr(result, key), expected[key], rtol=ORACLE_RTOL, atol=LOSS_ATOL, err_msg=key)
+        assert_allclose(getattr(result, key), expected[key], rtol=REPLAY_RTOL, atol=LOSS_ATOL, err_msg=key)
     assert_allclose(result.ols_w, expected["ols_w"], rtol=1e-12)
     assert_allclose(result.ols_b, expected["ols_b"], rtol=1e-12)
 
@@ -103,7 +48,7 @@ EPOCH = re.compile(r"epoch (\d+), loss: (\S+)")
 
 
 @pytest.mark.parametrize("case", ["default", "short last batch"])
-def test_the_printed_story_against_the_oracle(impl, case, tmp_path):
+def test_the_printed_story_against_the_replay(impl, case, tmp_path):
     # Every line main prints, parsed back: the progress lines at each multiple
     # of --report-every with that iteration's epoch and moving average, the
     # epoch lines, and the table of true, learned and least-squares values.
@@ -114,7 +59,7 @@ def test_the_printed_story_against_the_oracle(impl, case, tmp_path):
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in CASES[case].items()] + ["--report-every=7", "--load", str(path)]
     code, out, err = run_main(impl, argv)
     assert code == 0, err
-    expected = oracle(impl, config, start)
+    expected = replay(impl, config, start)
     per_epoch = -(-config.num_examples // config.batch_size)
     lines = out.splitlines()
     progress = [PROGRESS.fullmatch(line) for line in lines if line.startswith("Epoch ")]
@@ -122,11 +67,11 @@ def test_the_printed_story_against_the_oracle(impl, case, tmp_path):
     for m in progress:
         iteration = int(m[2])
         assert int(m[1]) == (iteration - 1) // per_epoch + 1
-        assert float(m[3]) == pytest.approx(expected["moving_losses"][iteration - 1], rel=ORACLE_RTOL, abs=LOSS_ATOL)
+        assert float(m[3]) == pytest.approx(expected["moving_losses"][iteration - 1], rel=REPLAY_RTOL, abs=LOSS_ATOL)
     epochs = [EPOCH.fullmatch(line) for line in lines if line.startswith("epoch ")]
     assert [int(m[1]) for m in epochs] == list(range(1, config.epochs + 1))
     for m, value in zip(epochs, expected["epoch_losses"]):
-        assert float(m[2]) == pytest.approx(value, rel=ORACLE_RTOL, abs=LOSS_ATOL)
+        assert float(m[2]) == pytest.approx(value, rel=REPLAY_RTOL, abs=LOSS_ATOL)
     table = lines[-3:]
     theta = list(expected["w"]) + [expected["b"]]
     ols = list(expected["ols_w"]) + [expected["ols_b"]]
@@ -141,14 +86,6 @@ def test_the_printed_story_against_the_oracle(impl, case, tmp_path):
         # Three digits printed of a difference known to the learned value's precision.
         assert error_true == pytest.approx(abs(theta[i] - true[i]), rel=1e-2, abs=2e-6)
         assert error_ols == pytest.approx(abs(theta[i] - ols[i]), rel=1e-2, abs=2e-6)
-
-
-JSON_TYPES = {"implementation": str, "config": dict, "w": list, "b": float, "true_w": list, "true_b": float,
-              "ols_w": list, "ols_b": float, "initial_loss": float, "epoch_losses": list, "batch_losses": list,
-              "moving_losses": list, "train_seconds": float, "interrupted": bool, "rank": int, "num_workers": int,
-              "kernels": dict}
-KERNEL_TYPES = {"pinned": bool, "openblas": str, "numpy_openblas": str, "onednn_max_isa": str, "omp_threads": int,
-                "cpu": list}
 
 
 @pytest.mark.parametrize("epochs", [0, 1, 2])
@@ -168,7 +105,7 @@ def test_every_json_key_its_type_and_length(impl, epochs):
     assert result["train_seconds"] >= 0
     assert {key: type(value) for key, value in result["kernels"].items()} == KERNEL_TYPES
     assert result["kernels"]["pinned"] and result["kernels"]["openblas"] == "Prescott"
-    expected = oracle(impl, defaults(impl, epochs=epochs, num_examples=35), start=(result["w"], result["b"]))
+    expected = replay(impl, defaults(impl, epochs=epochs, num_examples=35), start=(result["w"], result["b"]))
     assert_allclose(result["ols_w"] + [result["ols_b"]], list(expected["ols_w"]) + [expected["ols_b"]],
                     rtol=1e-12)
 
@@ -180,7 +117,7 @@ def test_slow_growth_is_caught_at_the_end_of_the_epoch():
     # epoch 1 over GROWTH_LIMIT times where it began. That route alone stops it.
     from linreg.progress import GROWTH_LIMIT, Diverged
     config = defaults(scratch, num_examples=20, batch_size=1, lr=0.4, epochs=3)
-    expected = oracle(scratch, config)
+    expected = replay(scratch, config)
     assert all(np.isfinite(expected["batch_losses"][:20])) and np.isfinite(expected["epoch_losses"][0])
     assert expected["epoch_losses"][0] > GROWTH_LIMIT * expected["initial_loss"]
     with pytest.raises(Diverged, match="diverged at epoch 1, iteration 20$"):
@@ -199,7 +136,7 @@ def test_the_table_is_readable_at_every_magnitude_validation_allows(seed):
     k = rng.choice([1, 3, 11])
     values = lambda n: tuple(rng.choice(MAGNITUDES) * rng.choice([1, -1]) for _ in range(n))
     config = SCRATCH.replace(true_w=values(k), true_b=values(1)[0])
-    result = Result("scratch", config, w=values(k), b=values(1)[0], ols_w=values(k), ols_b=values(1)[0],
+    result = Result(scratch.HALF, config, w=values(k), b=values(1)[0], ols_w=values(k), ols_b=values(1)[0],
                     initial_loss=0.0, epoch_losses=(), batch_losses=(), moving_losses=(), train_seconds=0.0,
                     interrupted=None)
     lines = result.table().splitlines()

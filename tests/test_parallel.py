@@ -6,24 +6,20 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from linreg import gluon, parallel  # first: linreg.compat lets mxnet import on any numpy
+from linreg import gluon  # first: linreg.compat lets mxnet import on any numpy
 import mxnet as mx
 from linreg.launch import cluster_env, roles
 
 from .conftest import TRUE_TOL, defaults
-from .test_reliability import ROOT, default_signals, run_main
-from .test_training import REPLAY_RTOL, params
+from .helpers import (ROOT, run_main, default_signals, JSON_TYPES, REPLAY_RTOL, CLUSTER_RTOL, replay_theta,
+                      params, LAUNCH_BOUND, processes_with, wait_for)
 
-# A cluster of 2 workers starts four Python processes that each import mxnet
-# (about 2 s): a run of the default job takes about 4 s here.
-LAUNCH_BOUND = 60  # seconds: --timeout for a run that must finish, and every wait's bound
 
 
 @pytest.mark.parametrize("changes", [
@@ -35,8 +31,8 @@ LAUNCH_BOUND = 60  # seconds: --timeout for a run that must finish, and every wa
 def test_two_devices_equal_one(changes):
     # Same seed, same batch order; the two halves of each gradient are summed
     # by the kvstore, so only float32 round-off may differ.
-    one = parallel.train(defaults(gluon, **changes))
-    two = parallel.train(defaults(gluon, ctx=("cpu(0)", "cpu(1)"), **changes))
+    one = gluon.train(defaults(gluon, **changes))
+    two = gluon.train(defaults(gluon, ctx=("cpu(0)", "cpu(1)"), **changes))
     assert_allclose(params(two), params(one), rtol=REPLAY_RTOL, atol=1e-7)
     assert_allclose(two.epoch_losses, one.epoch_losses, rtol=1e-4)
 
@@ -67,19 +63,6 @@ def launch(*args, marker, timeout=LAUNCH_BOUND + 10, **kwargs):
     env = {**os.environ, "LINREG_TEST_MARKER": marker}
     return subprocess.run([sys.executable, "-m", "linreg.launch", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
-def processes_with(marker):
-    """PIDs of live processes whose environment carries the marker."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if f"LINREG_TEST_MARKER={marker}".encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 def gluon_command(*args):
@@ -191,14 +174,6 @@ def start_launch(marker, *args, command=COMMANDS["program"]):
     return proc, bystander
 
 
-def wait_for(condition, bound=LAUNCH_BOUND):
-    """Poll until condition() holds; fail past bound seconds (a bound, not a measurement)."""
-    deadline = time.monotonic() + bound
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
 @pytest.mark.parametrize("command", ["program", "timeout"])
@@ -283,12 +258,6 @@ def test_launch_bad_input(argv):
 
 # The cluster against one process: the oracle for the parameter-server path --------
 
-JSON_KEYS = {"implementation", "config", "w", "b", "true_w", "true_b", "ols_w", "ols_b", "initial_loss",
-             "epoch_losses", "batch_losses", "moving_losses", "train_seconds", "interrupted", "rank",
-             "num_workers", "kernels"}
-
-
-CLUSTER_RTOL = 3e-7
 
 
 def cluster_results(workers, servers, *args):
@@ -320,7 +289,7 @@ def test_a_cluster_trains_as_one_process_to_the_bit(workers, servers, sizes):
     results = cluster_results(workers, servers, *sizes)
     one = json.loads(run_main(gluon, ["--fast", "--json", *sizes])[1])
     for r in results:
-        assert set(r) == JSON_KEYS
+        assert set(r) == set(JSON_TYPES)
         assert r["num_workers"] == workers and not r["interrupted"]
         assert r["w"] == results[0]["w"] and r["b"] == results[0]["b"]  # every worker holds the same
         assert r["ols_w"] == one["ols_w"] and r["ols_b"] == one["ols_b"]  # the same data
@@ -337,11 +306,10 @@ def test_a_cluster_trains_as_one_process_to_the_bit(workers, servers, sizes):
 def test_a_cluster_skips_the_short_last_batch():
     # 1005 examples in batches of 10: the last 5 are skipped in every epoch,
     # so the oracle is the NumPy replay of the run without them.
-    from .test_training import replay
     sizes = ["--num-examples", "1005", "--init-sigma", "1e-9", "--seed", "3"]
     results = cluster_results(2, 1, *sizes)
     config = gluon.GLUON.replace(num_examples=1005, init_sigma=1e-9, seed=3)
-    expected = replay(gluon, config, skip_short=True)
+    expected = replay_theta(gluon, config, skip_short=True)
     for r in results:
         assert len(r["batch_losses"]) == 3 * 100
         assert_allclose(r["w"] + [r["b"]], expected, rtol=REPLAY_RTOL, atol=1e-7)

@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from linreg import plots, scratch
 
 from .conftest import defaults
-from .test_reliability import ROOT, run_main
+from .helpers import LOSS_ATOL, REPLAY_RTOL, ROOT, START, replay, run_main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEIGHT, WIDTH = 480, 640  # plots.SIZE at plots.DPI
@@ -29,15 +29,14 @@ def test_plot_dir_writes_three_readable_pngs(impl, tmp_path):
 
 def test_loss_figure_draws_the_oracles_history(impl):
     # Against the float64 oracle of tests/test_oracles.py, not the result's own lists.
-    from .test_oracles import LOSS_ATOL, ORACLE_RTOL, START, oracle
     config = defaults(impl, epochs=2)
     result = impl.train(config, start=START)
-    expected = oracle(impl, config, START)
+    expected = replay(impl, config, START)
     lines = plots.figures(result)["loss.png"].axes[0].lines
-    assert_allclose(lines[0].get_ydata(), expected["batch_losses"], rtol=ORACLE_RTOL, atol=LOSS_ATOL)
-    assert_allclose(lines[1].get_ydata(), expected["moving_losses"], rtol=ORACLE_RTOL, atol=LOSS_ATOL)
+    assert_allclose(lines[0].get_ydata(), expected["batch_losses"], rtol=REPLAY_RTOL, atol=LOSS_ATOL)
+    assert_allclose(lines[1].get_ydata(), expected["moving_losses"], rtol=REPLAY_RTOL, atol=LOSS_ATOL)
     assert_allclose(lines[2].get_ydata(), [expected["initial_loss"]] + expected["epoch_losses"],
-                    rtol=ORACLE_RTOL, atol=LOSS_ATOL)
+                    rtol=REPLAY_RTOL, atol=LOSS_ATOL)
     assert_array_equal(lines[0].get_xdata(), range(1, 201))
     assert_array_equal(lines[2].get_xdata(), [0, 100, 200])  # 1000 / 10 iterations an epoch
 

@@ -17,15 +17,17 @@ import pytest
 from numpy.testing import assert_allclose
 from packaging.requirements import Requirement
 
-from linreg import checkpoint, compat, fast, gluon, launch, parallel, plots, predict, progress, recipe, scratch
-from linreg import config as config_module
-from linreg.config import MEMORY_SHARE, SCRATCH, ConfigError, check_memory
+from linreg import checkpoint, compat, data, fast, gluon, launch, limits, plots, predict, progress, recipe, scratch
+from linreg.cli import check_memory
+from linreg.config import SCRATCH, ConfigError
+from linreg.limits import MEMORY_SHARE
 from linreg.data import make_data
 from mxnet import nd
+from mxnet.gluon import nn
 
 from .conftest import defaults
-from .test_parallel import LAUNCH_BOUND, processes_with, wait_for
-from .test_reliability import ROOT, default_signals, run_main
+from .helpers import (ROOT, run_main, default_signals, LAUNCH_BOUND, processes_with, wait_for,
+                      fake_python, venv_sh, pins_hash)
 
 
 def one_line(code, err, expected_code, *says):
@@ -70,7 +72,7 @@ def test_fast_binds_graphs_for_each_batch_size_the_epoch_has_and_no_other(monkey
             super().__init__(*args)
             made.append(self)
     monkeypatch.setattr(fast, "BoundSteps", Recorded)
-    fast.train(config)
+    gluon.train(config)
     sizes = epoch_sizes(n, b)
     assert set(made[0].executors) == sizes
     # At most a group's executors per size and turn, and never more than the epoch has batches.
@@ -85,7 +87,7 @@ def test_fast_gathers_by_indices_beyond_float32_in_the_graph():
     n = 2**24 + 2
     features, labels = nd.zeros((n, 1)), nd.zeros((n,))
     labels[n - 1] = 2.0
-    net = fast.hybrid_net(0.01, start=([0.0], 0.0))
+    net = fast.hybridized(gluon.init_net(0.01, start=([0.0], 0.0), container=nn.HybridSequential))
     steps = fast.BoundSteps(net, fast.hybridized(gluon.loss_fn()), 0.0, 2, features, labels)
     means = steps.group(np.array([n - 1, n - 2], dtype=fast.index_dtype(n)))
     # 1/2 (0 - 2)^2 on the last example, 0 on the other, their mean 1.
@@ -116,8 +118,8 @@ def test_a_prepared_call_is_the_operator_called_through_mxnets_wrapper():
 @pytest.mark.parametrize("num_examples", [1000, 1005], ids=["whole batches", "a short last batch"])
 def test_two_devices_keep_every_devices_batch_losses(num_examples):
     # Every batch loss is the mean over the whole batch, both devices' halves: as one device's.
-    one = parallel.train(defaults(gluon, fast=True, num_examples=num_examples))
-    two = parallel.train(defaults(gluon, fast=True, num_examples=num_examples, ctx=("cpu(0)", "cpu(1)")))
+    one = gluon.train(defaults(gluon, fast=True, num_examples=num_examples))
+    two = gluon.train(defaults(gluon, fast=True, num_examples=num_examples, ctx=("cpu(0)", "cpu(1)")))
     assert len(two.batch_losses) == len(one.batch_losses)
     # The parameters differ by float32 round-off (test_parallel), and so each batch's loss.
     assert_allclose(two.batch_losses, one.batch_losses, rtol=1e-4)
@@ -429,7 +431,7 @@ def test_fast_stops_after_the_group_a_signal_comes_in_with_every_loss_it_took(mo
         monkeypatch.setattr(progress.Progress, method, noted)
     config = defaults(gluon, epochs=1)
     stop_at("batches", 3)
-    quick = fast.train(config.replace(fast=True))
+    quick = gluon.train(config.replace(fast=True))
     monkeypatch.undo()
     stop_at("batch", fast.GROUP)
     faithful = gluon.train(config)
@@ -458,12 +460,12 @@ def test_every_seed_numpy_takes_is_taken(seed):
 
 
 def test_the_memory_check_refuses_past_its_share_of_the_room(monkeypatch):
-    # config's own names are replaced: the room is exactly what is given here.
-    needed = config_module.memory_needed(SCRATCH)
-    monkeypatch.setattr(config_module, "memory_headroom", lambda available: (available, "available"))
-    monkeypatch.setattr(config_module, "available_memory", lambda: int(needed / MEMORY_SHARE) + 4096)
+    # limits' own names are replaced: the room is exactly what is given here.
+    needed = data.memory_needed(SCRATCH)
+    monkeypatch.setattr(limits, "memory_headroom", lambda available: (available, "available"))
+    monkeypatch.setattr(limits, "available_memory", lambda: int(needed / MEMORY_SHARE) + 4096)
     check_memory(SCRATCH)  # just within the share
-    monkeypatch.setattr(config_module, "available_memory", lambda: int(needed / MEMORY_SHARE) - 4096)
+    monkeypatch.setattr(limits, "available_memory", lambda: int(needed / MEMORY_SHARE) - 4096)
     with pytest.raises(ConfigError, match=f"more than {MEMORY_SHARE:.0%} of the"):
         check_memory(SCRATCH)
 
@@ -619,7 +621,6 @@ def test_bench_numpy_gathers_fit_nothing_and_say_so():
 
 # scripts/venv.sh: which environment it keeps, which it rebuilds ---------------------------------
 
-from .test_setup import fake_python, pins_hash, venv_sh  # noqa: E402
 
 
 def ready_venv(tmp_path, python, version, digest=None):

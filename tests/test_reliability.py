@@ -1,8 +1,6 @@
 """Bad input, divergence, saving, loading, predicting and Ctrl-C."""
 
-import contextlib
 import fcntl
-import io
 import json
 import math
 import os
@@ -24,20 +22,8 @@ from linreg.checkpoint import CheckpointError
 from linreg.data import make_data
 
 from .conftest import TRUE_TOL, defaults
+from .helpers import ROOT, run_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_main(impl, argv):
-    """(exit code, stdout, stderr) of impl.main(argv), in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            impl.main(argv)
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def run_module(module, *args, **kwargs):
@@ -228,28 +214,6 @@ def test_killed_while_saving_leaves_the_old_file(impl, tmp_path):
 
 
 # 4. Interrupt ---------------------------------------------------------------------
-
-def default_signals():
-    """In the child: the stop signals at their defaults, whatever this test runner inherited
-    (a shell ignores SIGINT in what it starts in the background)."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-
-
-@pytest.fixture
-def children():
-    """Popen for the test; whatever is still running at its end is killed, pass or fail."""
-    started = []
-
-    def popen(*args, **kwargs):
-        started.append(subprocess.Popen(*args, preexec_fn=default_signals, **kwargs))
-        return started[-1]
-    yield popen
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
 
 @pytest.fixture
 def start_training(children):

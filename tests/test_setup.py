@@ -1,43 +1,10 @@
 """scripts/venv.sh chooses an interpreter, or refuses in one line, before installing anything."""
 
-import hashlib
-import pathlib
-import shutil
-import stat
 import subprocess
 
 import pytest
 
-from .test_reliability import ROOT
-
-ROOT_PATH = pathlib.Path(ROOT)
-
-
-def fake_python(folder, name, version):
-    """An executable that answers venv.sh's question as Python `version` would, and fails the rest."""
-    path = folder / name
-    path.write_text(f'#!/bin/sh\n[ "$1" = -c ] && echo {path} {version} || exit 1\n')
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return path
-
-
-TOOLS = ("dirname", "cat", "cut", "sha256sum", "rm")  # what venv.sh runs besides Python
-
-
-def venv_sh(tmp_path, path, **env):
-    """Run venv.sh with only `path` and its tools on PATH, and a throwaway venv folder.
-
-    /usr/bin is left out: it may hold a real python3.X, which would be chosen.
-    """
-    tools = tmp_path / "tools"
-    tools.mkdir(exist_ok=True)
-    for tool in TOOLS:
-        if not (tools / tool).exists():
-            (tools / tool).symlink_to(shutil.which(tool))
-    full = {"PATH": f"{path}:{tools}", "LINREG_VENV": str(tmp_path / "venv"), **env}
-    return subprocess.run([shutil.which("bash"), "-c", f"source {ROOT}/scripts/venv.sh"], env=full,
-                          capture_output=True, text=True, timeout=60)
-
+from .helpers import fake_python, pins_hash, venv_sh
 
 SUPPORTED = "3.11, 3.12, 3.13, 3.14 or 3.15"  # every CPython with upstream support on 2026-11-30
 
@@ -91,10 +58,6 @@ def test_the_first_supported_python_on_path_is_chosen(tmp_path, names):
     # The fake cannot make a venv: one line that says what to do, and no half-made folder is trusted.
     assert proc.returncode == 2 and "rerun after fixing" in proc.stderr
     assert not (tmp_path / "venv" / ".linreg-ready").exists()
-
-
-def pins_hash():
-    return hashlib.sha256(b"".join((ROOT_PATH / name).read_bytes() for name in ("setup.py", "pins.txt", "scripts/venv.sh"))).hexdigest()
 
 
 def test_an_installed_environment_without_a_system_library_is_finished_by_a_rerun(tmp_path):

@@ -18,9 +18,9 @@ import pytest
 
 from linreg import checkpoint
 
-from .test_adversary import closed_pipe, with_closed
-from .test_parallel import processes_with
-from .test_reliability import ROOT, children, default_signals  # noqa: F401 (children: a fixture)
+from .helpers import ROOT, default_signals, processes_with, closed_pipe, with_closed
+
+
 
 BOUND = 120  # seconds: one short run, mxnet's import (2 s idle) included, on a busy 2-core machine
 NOISE = ("Exception ignored", "Traceback")

@@ -2,7 +2,6 @@
 
 import json
 import os
-import random
 
 import numpy as np
 import pytest
@@ -12,15 +11,7 @@ from linreg import fast, gluon, scratch
 from linreg.data import set_seed, synthetic_data
 
 from .conftest import OLS_TOL, TRUE_TOL, defaults
-
-# A float32 run against the float64 replay below: a few dozen steps of
-# round-off at 2**-24 ~ 6e-8 relative per operation stay well below 1e-5.
-REPLAY_RTOL = 1e-5
-
-
-def params(result):
-    return result.theta
-
+from .helpers import REPLAY_RTOL, params, replay_theta
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_learns_true_and_ols_parameters(impl, seed):
@@ -72,45 +63,12 @@ def test_both_halves_see_the_same_data():
     assert s.ols_w == g.ols_w and s.ols_b == g.ols_b
 
 
-def replay(impl, config, skip_short=False):
-    """The same run in float64 NumPy: same data, same batch order, w = b = 0.
-
-    MXNet cannot draw with sigma = 0, so the run starts from sigma = 1e-9: a
-    start that far from 0 moves the result by about 1e-9, far below REPLAY_RTOL.
-
-    Scratch: w <- w - lr * sum_i d(y_hat_i - y_i)^2/dw over the batch.
-    Gluon:   w <- w - lr * mean_i d(1/2 (y_hat_i - y_i)^2)/dw (step by the real size).
-    skip_short: leave out a short last batch, as a dist kvstore does.
-    """
-    set_seed(config.seed)
-    features, labels = synthetic_data(config.true_w, config.true_b, config.num_examples, config.noise)
-    X_all, y_all = features.asnumpy().astype(np.float64), labels.asnumpy().astype(np.float64)
-    n = config.num_examples
-    w, b = np.zeros(config.num_inputs), 0.0
-    for _ in range(config.epochs):
-        if impl is scratch:
-            order = list(range(n))
-            random.shuffle(order)
-        else:
-            order = np.arange(n)
-            np.random.shuffle(order)
-        for i in range(0, n, config.batch_size):
-            j = np.asarray(order[i:i + config.batch_size])
-            if skip_short and len(j) < min(config.batch_size, n):
-                continue
-            X, y = X_all[j], y_all[j]
-            r = X @ w + b - y
-            scale = 2.0 if impl is scratch else 1.0 / len(j)
-            w, b = w - config.lr * scale * (X.T @ r), b - config.lr * scale * r.sum()
-    return np.append(w, b)
-
-
 @pytest.mark.parametrize("num_examples", [30, 25])  # 25: a last batch of 5
 def test_matches_numpy_replay(impl, num_examples):
     config = defaults(impl, num_examples=num_examples, batch_size=10, epochs=3,
                       init_sigma=1e-9, seed=3)
     result = impl.train(config)
-    assert_allclose(params(result), replay(impl, config), rtol=REPLAY_RTOL, atol=1e-7)
+    assert_allclose(params(result), replay_theta(impl, config), rtol=REPLAY_RTOL, atol=1e-7)
 
 
 @pytest.mark.parametrize("true_w", [(1.0, -2.0, 0.5), (2.0, -3.4, 1.0, 0.0, -1.5)])
@@ -166,7 +124,7 @@ def assert_same_run(quick, faithful):
 def test_fast_equals_faithful_gluon(changes):
     # Same seed, same numpy shuffle, so the same batches in the same order.
     config = defaults(gluon, **changes)
-    assert_same_run(fast.train(config.replace(fast=True)), gluon.train(config))
+    assert_same_run(gluon.train(config.replace(fast=True)), gluon.train(config))
 
 
 def test_fast_in_small_chunks_equals_faithful_gluon(monkeypatch):
@@ -175,7 +133,7 @@ def test_fast_in_small_chunks_equals_faithful_gluon(monkeypatch):
     config = defaults(gluon, num_examples=1005)
     faithful = gluon.train(config)
     monkeypatch.setattr(fast, "CHUNK", 64)
-    assert_same_run(fast.train(config.replace(fast=True)), faithful)
+    assert_same_run(gluon.train(config.replace(fast=True)), faithful)
 
 
 @pytest.mark.parametrize("group", [1, 2, 3, 8])
@@ -190,7 +148,7 @@ def test_fast_in_groups_equals_faithful_gluon(monkeypatch, group, num_examples):
     config = defaults(gluon, num_examples=num_examples, epochs=2)
     faithful = gluon.train(config)
     monkeypatch.setattr(fast, "GROUP", group)
-    assert_same_run(fast.train(config.replace(fast=True)), faithful)
+    assert_same_run(gluon.train(config.replace(fast=True)), faithful)
 
 
 @pytest.mark.parametrize("n", [1, 2, 10, 1005])
@@ -216,19 +174,19 @@ def test_fast_batches_for_several_devices_are_the_data_each_example_once():
 
 def test_fast_leaves_the_environment_as_it_was(monkeypatch):
     monkeypatch.delenv("MXNET_SUBGRAPH_VERBOSE", raising=False)
-    fast.train(defaults(gluon, epochs=1, fast=True))
+    gluon.train(defaults(gluon, epochs=1, fast=True))
     assert "MXNET_SUBGRAPH_VERBOSE" not in os.environ
 
 
 def test_fast_matches_numpy_replay():
     config = defaults(gluon, num_examples=25, batch_size=10, epochs=3, init_sigma=1e-9,
                       seed=3, fast=True)
-    assert_allclose(params(fast.train(config)), replay(gluon, config), rtol=REPLAY_RTOL, atol=1e-7)
+    assert_allclose(params(gluon.train(config)), replay_theta(gluon, config), rtol=REPLAY_RTOL, atol=1e-7)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fast_learns_ols(seed):
-    result = fast.train(defaults(gluon, seed=seed, fast=True))
+    result = gluon.train(defaults(gluon, seed=seed, fast=True))
     assert_allclose(result.theta, result.ols_theta, rtol=0, atol=OLS_TOL)
 
 
