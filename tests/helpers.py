@@ -6,6 +6,7 @@ its fixtures come from conftest.py).
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import os
 import pathlib
@@ -55,6 +56,14 @@ JSON_TYPES = {"implementation": str, "config": dict, "w": list, "b": float, "tru
               "kernels": dict}
 KERNEL_TYPES = {"pinned": bool, "openblas": str, "numpy_openblas": str, "onednn_max_isa": str, "omp_threads": int,
                 "cpu": list}
+
+
+def script(name):
+    """scripts/NAME.py, loaded as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # Float32 runs against their oracles ----------------------------------------------
@@ -135,6 +144,14 @@ def replay_theta(impl, config, skip_short=False):
     """The replay's final [w..., b] from w = b = 0."""
     result = replay(impl, config, skip_short=skip_short)
     return np.append(result["w"], result["b"])
+
+
+def one_line(code, err, expected_code, *says):
+    """A refusal: the exit code, one line, and what it must say."""
+    assert code == expected_code, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for text in says:
+        assert text in err, err
 
 
 # Processes of a launch -----------------------------------------------------------

@@ -5,7 +5,6 @@ The oracles are linreg/reference.json, a copy of it with one number changed
 left to the CPU (it must name the kernels as the layer that differs).
 """
 
-import importlib.util
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import pytest
 
 from linreg import check
 
-from .helpers import ROOT
+from .helpers import ROOT, script
 
 
 BOUND = 300  # seconds: three runs of the default, mxnet's import in each
@@ -91,10 +90,7 @@ def test_layers_name_another_build_no_onednn_and_another_numpy():
 # scripts/cpus.py: its judgement, on records made here ------------------------
 
 def cpus():
-    spec = importlib.util.spec_from_file_location("cpus", os.path.join(ROOT, "scripts", "cpus.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script("cpus")
 
 
 REFUSAL = "exit 2: linreg: this CPU has no AVX, which the OpenBLAS in mxnet 1.9.1's wheel needs for nd.dot"

@@ -17,7 +17,7 @@ import mxnet as mx
 from linreg.launch import cluster_env, roles
 
 from .conftest import TRUE_TOL, defaults
-from .helpers import (ROOT, run_main, default_signals, JSON_TYPES, REPLAY_RTOL, CLUSTER_RTOL, replay_theta,
+from .helpers import (ROOT, run_main, default_signals, JSON_TYPES, REPLAY_RTOL, CLUSTER_RTOL, replay_theta, one_line,
                       params, LAUNCH_BOUND, processes_with, wait_for)
 
 
@@ -335,3 +335,20 @@ def test_dist_async_workers_finish_near_the_truth():
         assert_allclose(r["w"] + [r["b"]], r["true_w"] + [r["true_b"]], rtol=0, atol=TRUE_TOL)
         assert len(r["batch_losses"]) == 600 and len(r["epoch_losses"]) == 6
     assert processes_with(marker) == []
+
+
+# Several devices ------------------------------------------------------------------
+
+@pytest.mark.parametrize("num_examples", [1000, 1005], ids=["whole batches", "a short last batch"])
+def test_two_devices_keep_every_devices_batch_losses(num_examples):
+    # Every batch loss is the mean over the whole batch, both devices' halves: as one device's.
+    one = gluon.train(defaults(gluon, fast=True, num_examples=num_examples))
+    two = gluon.train(defaults(gluon, fast=True, num_examples=num_examples, ctx=("cpu(0)", "cpu(1)")))
+    assert len(two.batch_losses) == len(one.batch_losses)
+    # The parameters differ by float32 round-off (test_parallel), and so each batch's loss.
+    assert_allclose(two.batch_losses, one.batch_losses, rtol=1e-4)
+
+
+def test_fewer_examples_than_devices_is_refused_for_that_reason():
+    code, out, err = run_main(gluon, ["--ctx", "cpu(0),cpu(1)", "--num-examples", "1"])
+    one_line(code, err, 2, "must be at least the number of workers times devices, 1 x 2, and so must --num-examples")

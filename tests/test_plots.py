@@ -9,6 +9,8 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from linreg import plots, scratch
+from linreg.config import SCRATCH
+from linreg.data import make_data
 
 from .conftest import defaults
 from .helpers import LOSS_ATOL, REPLAY_RTOL, ROOT, START, replay, run_main
@@ -142,3 +144,23 @@ def test_comparison_script_leaves_the_tracked_figure_alone(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == os.path.join("plots", "comparison.png")
     assert (tmp_path / "plots" / "comparison.png").exists() and os.stat(tracked).st_mtime_ns == before
+
+
+# plots -----------------------------------------------------------------------------------
+
+def test_epoch_marks_sit_at_each_epochs_last_iteration_when_the_last_batch_is_short(impl):
+    # 1005 examples in batches of 10: 101 iterations an epoch, the last of 5 examples.
+    result = impl.train(defaults(impl, epochs=2, num_examples=1005))
+    lines = plots.figures(result)["loss.png"].axes[0].lines
+    assert len(result.batch_losses) == 202
+    assert lines[2].get_xdata().tolist() == [0, 101, 202]
+
+
+def test_the_figures_of_a_one_input_run_draw_its_input(tmp_path):
+    code, _, err = run_main(scratch, ["--quiet", "--epochs", "1", "--true-w", "3", "--plot-dir", str(tmp_path)])
+    assert code == 0, err
+    result = scratch.train(SCRATCH.replace(true_w=(3.0,), epochs=1))
+    features, labels = make_data(result.config)
+    data = plots.figures(result)["data.png"].axes[0]
+    assert data.get_xlabel() == "X[:, 0]"
+    assert data.lines[0].get_xdata().tolist() == features.asnumpy()[:, 0].tolist()

@@ -1,10 +1,16 @@
 """scripts/venv.sh chooses an interpreter, or refuses in one line, before installing anything."""
 
+import importlib.metadata
+import os
+import platform
+import shutil
 import subprocess
+import sys
 
 import pytest
+from packaging.requirements import Requirement
 
-from .helpers import fake_python, pins_hash, venv_sh
+from .helpers import ROOT, fake_python, pins_hash, venv_sh
 
 SUPPORTED = "3.11, 3.12, 3.13, 3.14 or 3.15"  # every CPython with upstream support on 2026-11-30
 
@@ -104,3 +110,84 @@ def test_pip_check_has_only_the_complaint_docs_install_md_explains():
     else:
         lines = proc.stdout.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("mxnet 1.9.1 has requirement numpy<2.0.0"), proc.stdout
+
+
+# scripts/venv.sh: which environment it keeps, which it rebuilds ---------------------------------
+
+
+
+def ready_venv(tmp_path, python, version, digest=None):
+    """A venv folder whose stamps say `python` made it, with these pins, and mxnet loaded."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    stamp = f"{python} {version} {digest or pins_hash()}\n"
+    (venv / ".linreg-installed").write_text(stamp)
+    (venv / ".linreg-ready").write_text(stamp)
+    (venv / "kept").touch()
+    return venv
+
+
+def test_venv_sh_keeps_the_environment_of_the_interpreter_that_made_it(tmp_path):
+    # python3.11 is first on PATH, but a 3.13 made the venv: it is kept, nothing rebuilt.
+    bin_dir, elsewhere = tmp_path / "bin", tmp_path / "elsewhere"
+    bin_dir.mkdir()
+    elsewhere.mkdir()
+    fake_python(bin_dir, "python3.11", "3.11.2")
+    maker = fake_python(elsewhere, "python3.13", "3.13.5")
+    venv = ready_venv(tmp_path, maker, "3.13.5")
+    proc = venv_sh(tmp_path, bin_dir)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert (venv / "kept").exists()
+
+
+def test_venv_sh_rebuilds_for_the_python_asked_for(tmp_path):
+    maker = fake_python(tmp_path, "python3.13", "3.13.5")
+    asked = fake_python(tmp_path, "python3.12", "3.12.1")
+    venv = ready_venv(tmp_path, maker, "3.13.5")
+    proc = venv_sh(tmp_path, tmp_path / "empty", PYTHON=str(asked))
+    assert "rebuilding" in proc.stderr and f"with Python 3.12.1 ({asked})" in proc.stderr
+    assert not (venv / "kept").exists()
+
+
+@pytest.mark.parametrize("changed", ["setup.py", "pins.txt", "scripts/venv.sh"])
+def test_venv_sh_rebuilds_when_what_it_installs_from_changes(tmp_path, changed):
+    # A copy of the three files venv.sh hashes; a venv made from them; then one of them changes.
+    root = tmp_path / "root"
+    (root / "scripts").mkdir(parents=True)
+    for name in ("setup.py", "pins.txt", "scripts/venv.sh"):
+        shutil.copy(os.path.join(ROOT, name), root / name)
+    python = fake_python(tmp_path, "python3.13", "3.13.5")
+    venv = ready_venv(tmp_path, python, "3.13.5")
+    env = {"PATH": f"{tmp_path / 'empty'}:{tmp_path / 'tools'}", "LINREG_VENV": str(venv)}
+    venv_sh(tmp_path, tmp_path / "empty")  # makes the tools folder
+    run = lambda: subprocess.run([shutil.which("bash"), "-c", f"source {root}/scripts/venv.sh"], env=env,
+                                 capture_output=True, text=True, timeout=60)
+    proc = run()
+    assert (proc.returncode, proc.stderr) == (0, "")  # unchanged: kept
+    with open(root / changed, "a") as f:
+        f.write("\n# changed\n")
+    proc = run()
+    assert "rebuilding" in proc.stderr and not (venv / "kept").exists()
+
+
+# pins.txt against the wheels installed ------------------------------------------------------
+
+def test_each_pin_for_this_python_is_installed_from_a_wheel_built_for_it():
+    # pins.txt says each pin is a release with a wheel for that Python. The oracle is the
+    # installed distribution's own WHEEL file: its tags must name this CPython and a
+    # portable platform (a wheel from the index, not one built here from source).
+    here = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    applied = []
+    with open(os.path.join(ROOT, "pins.txt")) as f:
+        for line in f:
+            text = line.split("#", 1)[0].strip()
+            if not text or not Requirement(text).marker.evaluate():
+                continue
+            requirement = Requirement(text)
+            dist = importlib.metadata.distribution(requirement.name)
+            assert requirement.specifier.contains(dist.version), (text, dist.version)
+            tags = [l.split(": ", 1)[1] for l in dist.read_text("WHEEL").splitlines() if l.startswith("Tag: ")]
+            assert tags and all(t.startswith(f"{here}-{here}-") for t in tags), (requirement.name, tags)
+            assert not any(t.endswith(f"-linux_{platform.machine()}") for t in tags), (requirement.name, tags)
+            applied.append(requirement.name)
+    assert sorted(applied) == ["contourpy", "matplotlib", "numpy"]
