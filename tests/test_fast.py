@@ -85,3 +85,17 @@ def test_a_prepared_call_is_the_operator_called_through_mxnets_wrapper():
     second = stack()
     assert first.asnumpy().tolist() == np.concatenate([before, before]).tolist()
     assert second.asnumpy().tolist() == [[0.0] * 3] * 2
+
+
+def test_fast_on_several_devices_takes_fasts_net_loss_and_batches(monkeypatch):
+    # The same numbers either way (test_parallel): what says --fast ran is that its parts were made.
+    made = []
+    real = fast.pieces
+
+    def recorded(make_net, loss, ctx=None):
+        made.append(ctx)
+        return real(make_net, loss, ctx)
+    monkeypatch.setattr(fast, "pieces", recorded)
+    result = gluon.train(defaults(gluon, fast=True, epochs=1, ctx=("cpu(0)", "cpu(1)")))
+    assert [str(c) for c in made[0]] == ["cpu(0)", "cpu(1)"] and len(made) == 1
+    assert len(result.batch_losses) == 100
