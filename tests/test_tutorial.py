@@ -20,8 +20,6 @@ from mxnet.gluon import loss as gloss
 from mxnet.gluon import nn
 
 
-
-
 def tutorial_scratch(seed):
     """The tutorial's first half, as written (Python 3 prints aside); returns (w, b, batch losses)."""
     set_seed(seed)
