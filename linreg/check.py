@@ -94,9 +94,14 @@ def first_batch(reference, other):
     return next((i + 1 for i, (a, b) in enumerate(pairs) if a != b), None)
 
 
+def record_kernels(record):
+    """The kernels a record's runs used ({} if none of them says)."""
+    return next((r["kernels"] for r in record["runs"] if isinstance(r, dict) and "kernels" in r), {})
+
+
 def describe(record):
     """One line: Python, numpy, mxnet and the kernels a record's runs used."""
-    kernels = next((r["kernels"] for r in record["runs"] if isinstance(r, dict) and "kernels" in r), None)
+    kernels = record_kernels(record)
     line = f"Python {record['python']}, numpy {record['numpy']}, mxnet {record.get('mxnet', '?')}"
     if kernels:
         line += (f"; kernels {'pinned' if kernels['pinned'] else 'not pinned'}: OpenBLAS "
@@ -108,8 +113,7 @@ def describe(record):
 def layers(reference, this):
     """What differs in how the two records' numbers were made, a phrase each."""
     found = []
-    kernels = [next((r["kernels"] for r in rec["runs"] if isinstance(r, dict) and "kernels" in r), {})
-               for rec in (reference, this)]
+    kernels = [record_kernels(reference), record_kernels(this)]
     if kernels[1] and not kernels[1]["pinned"]:
         found.append(f"the kernels are not pinned ({compat.KERNELS_SWITCH}=native, or a variable of "
                      "compat.KERNELS changed after linreg set it)")
@@ -129,22 +133,22 @@ def layers(reference, this):
     return found
 
 
-def compare(reference, this, say=print):
+def compare(reference, this):
     """Print a line per run and return (compared, differing) counts."""
     compared = differing = 0
     for module_args, ours, theirs in zip(RUNS, this["runs"], reference["runs"]):
         name = " ".join(module_args)
         if isinstance(ours, str) or isinstance(theirs, str):
-            say(f"{name:20} not compared: {ours if isinstance(ours, str) else 'no reference run'}")
+            print(f"{name:20} not compared: {ours if isinstance(ours, str) else 'no reference run'}")
             continue
         compared += 1
         bad = differences(theirs, ours)
         if not bad:
-            say(f"{name:20} same: w, b and all {len(ours['batch_losses'])} batch losses to the bit")
+            print(f"{name:20} same: w, b and all {len(ours['batch_losses'])} batch losses to the bit")
             continue
         differing += 1
         batch = first_batch(theirs, ours)
-        say(f"{name:20} DIFFERENT in {', '.join(bad)}"
+        print(f"{name:20} DIFFERENT in {', '.join(bad)}"
             + (f" (first at batch {batch}: {ours['batch_losses'][batch - 1]!r}, the reference's "
                f"{theirs['batch_losses'][batch - 1]!r})" if batch else ""))
     return compared, differing

@@ -88,13 +88,13 @@ def check_memory(config, with_plots=False):
     """
     c = config
     needed = data.memory_needed(c) + (plots.memory_needed(c) if with_plots else 0)
-    room, what = memory_room()
-    if needed > room:
+    allowed, room, what = memory_room()
+    if needed > allowed:
         name = "num_examples" if c.num_examples >= c.num_inputs else "true_w"
         raise ConfigError(
             name,
             f"asks for about {_gib(needed)} of memory{' with the figures' if with_plots else ''}, more than "
-            f"{MEMORY_SHARE:.0%} of the {_gib(room / MEMORY_SHARE)} {what}",
+            f"{MEMORY_SHARE:.0%} of the {_gib(room)} {what}",
         )
 
 

@@ -270,8 +270,10 @@ OPENBLAS_NEEDS = {"sandybridge": {"avx"}, "bulldozer": {"avx"}, "piledriver": {"
 
 def kernel_problem(environ, features):
     """One line if OPENBLAS_CORETYPE forces kernels this CPU cannot run, else None (and for an unknown CPU)."""
+    if features is None:
+        return None
     core = (environ.get("OPENBLAS_CORETYPE") or "").strip()
-    lacking = OPENBLAS_NEEDS.get(core.lower(), set()) - (features or OPENBLAS_NEEDS.get(core.lower(), set()))
+    lacking = OPENBLAS_NEEDS.get(core.lower(), set()) - features
     if not lacking:
         return None
     return (f"OPENBLAS_CORETYPE={core} asks OpenBLAS for kernels this CPU cannot run (it has no "
@@ -475,7 +477,7 @@ def load_mxnet():
     session gets the exception.
     """
     # Loaded with the package here (the import hook loads this file alone, and never calls this).
-    from .console import EXIT_USAGE, exit_code, settle_streams
+    from .console import EXIT_USAGE, exit_code, say, settle_streams
     from .signals import signals_held
     try:
         if os.environ.get("DMLC_ROLE", "worker") != "worker" and entry_module() not in ROLE_MODULES:
@@ -506,11 +508,8 @@ def load_mxnet():
         trouble = limits.address_space_problem()
         if trouble:
             raise Unavailable(trouble)
-        if os.environ.get(KERNELS_SWITCH) == "native" and sys.stderr is not None:
-            try:
-                sys.stderr.write(f"linreg: {NATIVE_NOTICE}\n")
-            except (OSError, ValueError):  # a broken or full stderr: the notice is lost, not the run
-                pass
+        if os.environ.get(KERNELS_SWITCH) == "native":
+            say(f"linreg: {NATIVE_NOTICE}")
     except Unavailable as e:
         if hasattr(sys, "ps1"):
             raise

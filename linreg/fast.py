@@ -3,15 +3,16 @@
     $ python -m linreg.gluon --fast
 
 The parts of linreg.gluon's loop that change, for a net and loss it is given
-(the Dense layer, L2Loss and SGD): linreg.gluon.parts chooses them. The net and the loss are one block, NetLoss, whose graph MXNet binds
-before training (Symbol.bind, the executor mx.mod.Module runs on): the
-backward graph is derived and the memory planned at bind, not at every
-autograd backward(). The graph gathers its own batch from the data, by the
-indices of the DataLoader's order, and gives the batch's mean loss as a second
-output; the update is MXNet's own fused SGD operator, the one gluon.Trainer
-calls. A step is three calls into MXNet: forward, backward, update; a group of
-GROUP steps adds one copy of their indices and one of their losses
-(docs/performance.md). The loss on all the data is taken a chunk at a time.
+(the Dense layer, L2Loss and SGD): linreg.gluon.parts chooses them. The net
+and the loss are one block, NetLoss, whose graph MXNet binds before training
+(Symbol.bind, the executor mx.mod.Module runs on): the backward graph is
+derived and the memory planned at bind, not at every autograd backward(). The
+graph gathers its own batch from the data, by the indices of the DataLoader's
+order, and gives the batch's mean loss as a second output; the update is
+MXNet's own fused SGD operator, the one gluon.Trainer calls. A step is three
+calls into MXNet: forward, backward, update; a group of GROUP steps adds one
+copy of their indices and one of their losses (docs/performance.md). The loss
+on all the data is taken a chunk at a time.
 """
 
 import contextlib

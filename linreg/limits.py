@@ -168,6 +168,6 @@ MEMORY_SHARE = 0.5
 
 
 def memory_room():
-    """(bytes, what limits them) a run may use: MEMORY_SHARE of memory_headroom's least room."""
+    """(bytes a run may use, the room they are MEMORY_SHARE of, what limits that room)."""
     room, what = memory_headroom(available_memory())
-    return int(MEMORY_SHARE * room), what
+    return int(MEMORY_SHARE * room), room, what

@@ -42,7 +42,8 @@ JOBS = {  # name: (examples, batch size, epochs)
 }
 BASELINE_MB = 135  # peak resident memory of a bare `import mxnet` here
 QUICK_JOBS = ("default", "100k/1000")
-BIG_JOB_ROWS = ("gluon --fast", "gluon --fast" + NATIVE, "lstsq", "numpy gathers")  # the 10M job's: the others take minutes there
+# The 10M job's rows: the others take minutes there.
+BIG_JOB_ROWS = ("gluon --fast", "gluon --fast" + NATIVE, "lstsq", "numpy gathers")
 GLUON_LR = 0.03  # the tutorial's Gluon rate, for every row that steps along the mean gradient
 
 
