@@ -513,19 +513,17 @@ def load_mxnet():
     except Unavailable as e:
         if hasattr(sys, "ps1"):
             raise
-        if sys.stderr is not None:  # closed: the exit code says it
-            sys.stderr.write(f"linreg: {e}\n")
+        say(f"linreg: {e}")  # a closed, broken or full stderr: the exit code says it
+        settle_streams()  # so that exit's own flush cannot fail and change the code
         if "mxnet" in sys.modules:
             # Too little address space for mxnet's threads: its teardown at exit may then
             # abort ("terminate called without an active exception", SIGABRT), so skip it.
-            # Nothing is written yet; only the streams need flushing.
-            settle_streams()
             os._exit(EXIT_USAGE)
         raise SystemExit(EXIT_USAGE) from None
     except KeyboardInterrupt:
         if hasattr(sys, "ps1"):  # an interactive session: leave it to the prompt
             raise
-        if sys.stderr is not None:
-            sys.stderr.write("interrupted while importing mxnet\n")
+        say("interrupted while importing mxnet")
+        settle_streams()
         raise SystemExit(exit_code(signal.SIGINT)) from None
     return mxnet

@@ -76,6 +76,13 @@ def test_a_refusal_with_stderr_lost_still_exits_2(how):
 
 
 @pytest.mark.parametrize("how", LOST)
+def test_a_refusal_before_mxnet_loads_with_stderr_lost_still_exits_2(how):
+    # linreg.compat's own line (here: an unknown LINREG_KERNELS), before any parser exists.
+    proc = run_with(2, how, ["-m", "linreg.scratch"], env={**os.environ, "LINREG_KERNELS": "fast"})
+    assert proc.returncode == 2 and proc.stdout == ""
+
+
+@pytest.mark.parametrize("how", LOST)
 def test_a_run_with_stderr_lost_prints_and_saves(tmp_path, how):
     path = tmp_path / "m.params"
     proc = run_with(2, how, ["-m", "linreg.gluon", "--epochs", "1", "--quiet", "--save", str(path)])
