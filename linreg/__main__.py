@@ -11,6 +11,7 @@ COMMANDS = (
     ("linreg.predict", "print y_hat = X w + b with saved parameters"),
     ("linreg.launch", "run a command as a parameter-server cluster on this machine"),
     ("linreg.recipe", "print the DMLC_* variables of one process of a cluster"),
+    ("linreg.fence", "admit only a cluster's hosts to its ports on this host (nftables)"),
     ("linreg.check", "say whether this install gives the reference numbers, and if not why"),
 )
 

@@ -487,7 +487,7 @@ def load_mxnet():
             # Any other role makes `import mxnet` a parameter server or scheduler (at
             # mxnet/kvstore/kvstore_server.py:_init_kvstore_server_module), which trusts the rest.
             from . import dmlc
-            trouble = dmlc.problem(os.environ)
+            trouble = dmlc.problem(os.environ) or dmlc.port_problem(os.environ)
             if trouble:
                 raise Unavailable(trouble)
         prepare()
@@ -501,9 +501,19 @@ def load_mxnet():
             raise Unavailable(trouble)
         # Ctrl-C is held until the import ends, then raised: delivered inside mxnet's import,
         # it was once lost and the run went on to exit 0 (CI, Python 3.13.0).
+        role = os.environ.get("DMLC_ROLE", "worker")
         with signals_held(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            import mxnet
+            if role != "worker" and entry_module() == "linreg.gluon":
+                # Imported as a worker: linreg.member then runs the role itself, under its watch
+                # (mxnet's import would run it inside the import, beyond any signal handler).
+                os.environ["DMLC_ROLE"] = "worker"
+                try:
+                    import mxnet
+                finally:
+                    os.environ["DMLC_ROLE"] = role
+            else:
+                import mxnet
         fork_dataloader_workers(mxnet)
         trouble = limits.address_space_problem()
         if trouble:

@@ -18,11 +18,19 @@ PORT = 9091  # the port of MXNet's own examples
 # beyond any cluster this example runs, and far below where either breaks.
 MAX_PROCESSES = 1024
 REQUIRED = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_WORKER", "DMLC_NUM_SERVER")
+# How long a process waits for its cluster to join, and for a member's heartbeat, before it
+# gives up (linreg.member); variables, so that every process of a cluster, launched or started
+# from a recipe, reads the same ones.
+WAIT_VARIABLE, WAIT = "LINREG_CLUSTER_WAIT", 180.0
+LOST_VARIABLE, LOST_AFTER = "LINREG_LOST_AFTER", 10
+MIN_LOST_AFTER = 3  # heartbeats come each second, counted in whole seconds: less would lose a busy member
 HOW = "python -m linreg.recipe prints a process's variables; python -m linreg.launch sets them on one host"
 
 
-def cluster_env(role, num_workers, num_servers, port=PORT, scheduler=LOOPBACK, host=LOOPBACK, interface="lo"):
-    """The DMLC_* variables ps-lite reads, for one process of the cluster."""
+def cluster_env(role, num_workers, num_servers, port=PORT, scheduler=LOOPBACK, host=LOOPBACK, interface="lo",
+                node_port=None):
+    """The DMLC_* variables ps-lite reads, for one process of the cluster (and PORT, the port
+    a server or worker listens on, if node_port is given; else ps-lite picks one)."""
     return {
         "DMLC_ROLE": role,
         "DMLC_PS_ROOT_URI": scheduler,
@@ -31,7 +39,7 @@ def cluster_env(role, num_workers, num_servers, port=PORT, scheduler=LOOPBACK, h
         "DMLC_INTERFACE": interface,
         "DMLC_NUM_SERVER": str(num_servers),
         "DMLC_NUM_WORKER": str(num_workers),
-    }
+    } | ({"PORT": str(node_port)} if node_port else {})
 
 
 def check_here(host, interface):
@@ -95,6 +103,20 @@ def _interface(value):
     return None
 
 
+def _wait(value):
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = None
+    return None if seconds is not None and 0 < seconds < float("inf") else "a positive number of seconds"
+
+
+def _lost_after(value):
+    seconds = _whole(value)
+    return (None if seconds is not None and seconds >= MIN_LOST_AFTER
+            else f"a whole number of seconds from {MIN_LOST_AFTER}")
+
+
 CHECKS = {  # variable: what it must be, as a function of its value (None: fine)
     "DMLC_ROLE": lambda v: None if v in ROLES else "scheduler, server or worker",
     "DMLC_PS_ROOT_URI": _address,
@@ -103,7 +125,45 @@ CHECKS = {  # variable: what it must be, as a function of its value (None: fine)
     "DMLC_NUM_SERVER": _count,
     "DMLC_NODE_HOST": _address,  # optional
     "DMLC_INTERFACE": _interface,  # optional
+    "PORT": _port,  # optional: the port ps-lite binds for a server or worker (linreg.recipe --node-port)
+    WAIT_VARIABLE: _wait,  # optional, as the next
+    LOST_VARIABLE: _lost_after,
 }
+
+
+def cluster_wait(environ):
+    """Seconds a process waits for its cluster to join (LINREG_CLUSTER_WAIT, checked by problem)."""
+    return float(environ.get(WAIT_VARIABLE, WAIT))
+
+
+def lost_after(environ):
+    """Seconds without a heartbeat after which a member is lost (LINREG_LOST_AFTER, checked by problem)."""
+    return _whole(environ[LOST_VARIABLE]) if LOST_VARIABLE in environ else LOST_AFTER
+
+
+def port_problem(environ):
+    """One line if the port this process would listen on is taken here, else None.
+
+    ps-lite's scheduler aborts on a taken DMLC_PS_ROOT_PORT ("bind failed");
+    a server or worker told a PORT that is taken silently listens on a
+    random one instead, outside a fence made for PORT. Checked as ZMQ binds
+    (SO_REUSEADDR): a port in TIME_WAIT is free to it.
+    """
+    role = environ["DMLC_ROLE"]
+    if role == "scheduler":
+        name, host = "DMLC_PS_ROOT_PORT", environ["DMLC_PS_ROOT_URI"]
+    elif "PORT" in environ:
+        name, host = "PORT", environ.get("DMLC_NODE_HOST", "0.0.0.0")
+    else:
+        return None
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, _whole(environ[name])))
+        except OSError as e:
+            return (f"{name}={environ[name]} cannot be listened on at {host} by the {role}: {e.strerror} "
+                    "(another process has it? choose another port)")
+    return None
 
 
 def problem(environ):
@@ -115,5 +175,6 @@ def problem(environ):
         if name in environ:
             expected = check(environ[name])
             if expected:
-                return f"{name}={environ[name]!r} is not {expected} ({HOW})"
+                how = HOW if name.startswith("DMLC_") else "see docs/cluster.md, Waits and lost members"
+                return f"{name}={environ[name]!r} is not {expected} ({how})"
     return None

@@ -4,13 +4,14 @@
 """
 
 import functools
+import os
 from dataclasses import dataclass
 
 import mxnet as mx
 from mxnet import autograd, gluon, init, nd
 from mxnet.gluon import nn
 
-from . import cli, fast, parallel
+from . import cli, fast, member, parallel
 from .config import GLUON
 from .data import curvature, make_data
 from .progress import Progress
@@ -148,13 +149,23 @@ def train(config=GLUON, verbose=False, start=None):
                     progress.batch(epoch, l)
             progress.epoch(epoch, p.evaluate(p.net, p.loss, all_X, all_y))
     dense = p.net[0]
-    return Result.of(HALF, config, dense.weight.data(p.ctx), dense.bias.data(p.ctx),
-                     features, labels, progress, rank=p.rank, num_workers=p.num_workers)
+    result = Result.of(HALF, config, dense.weight.data(p.ctx), dense.bias.data(p.ctx),
+                       features, labels, progress, rank=p.rank, num_workers=p.num_workers)
+    member.trained()  # a cluster's worker: from here it prints and saves, and takes its own stops
+    return result
 
 
 def main(argv=None):
-    """Parse the command line, train, print the progress and the parameters."""
-    cli.main(argv, IMPLEMENTATION, GLUON, train, save_params)
+    """Parse the command line, train, print the progress and the parameters; or, started
+    as a cluster's scheduler or server (DMLC_ROLE), be that, whatever the flags."""
+    role = os.environ.get("DMLC_ROLE", "worker")
+    if role != "worker":
+        member.serve(role)
+        return
+    try:
+        cli.main(argv, IMPLEMENTATION, GLUON, train, save_params)
+    finally:
+        member.leave()  # a cluster's worker: its last barrier, however the run ended
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ tools/launch.py crashes on Python >= 3.9 and binds a non-loopback address.)
 """
 
 import ctypes
+import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -56,8 +58,9 @@ def roles(num_workers, num_servers):
 class Cluster:
     """The child processes of one launch, their output, and how they end."""
 
-    def __init__(self, command, num_workers, num_servers, out=sys.stdout):
+    def __init__(self, command, num_workers, num_servers, out=sys.stdout, private=True):
         self.command, self.num_workers, self.num_servers = command, num_workers, num_servers
+        self.private = private  # in a network namespace of their own, where the system allows one
         self.out, self.lock = out, threading.Lock()
         self.children, self.readers = [], []
         self.output_closed = False  # set by a reader when writing to `out` failed
@@ -74,17 +77,26 @@ class Cluster:
         the children are forked.
         """
         port = free_port()
-        preexec = die_with_parent()
         # DMLC_* left in the shell (a recipe's) would reach the children beside their own.
         environ = {k: v for k, v in os.environ.items() if not k.startswith("DMLC_")}
+        network = None  # the pid of the keeper holding the cluster's private network
         try:
-            self.keeper = subprocess.Popen([sys.executable, "-P", keeper.__file__], stdin=subprocess.PIPE,
-                                           stdout=subprocess.DEVNULL, start_new_session=True)
+            self.keeper = subprocess.Popen([sys.executable, "-P", keeper.__file__]
+                                           + (["--private-network"] if self.private else []),
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+            if self.private:
+                network = self._private_network()
+            preexec = die_with_parent()
+            command = self.command
+            if network is not None:  # each child enters the private network, then runs the command
+                if shutil.which(command[0]) is None:  # as Popen would have said
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command[0])
+                command = [sys.executable, "-P", keeper.__file__, "--enter", str(network), "--", *command]
             for label, role in roles(self.num_workers, self.num_servers):
                 if self.stops:  # a stop signal while starting: start no more
                     break
                 env = {**environ, **cluster_env(role, self.num_workers, self.num_servers, port)}
-                child = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
+                child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          start_new_session=True, preexec_fn=preexec)
                 self.children.append((label, role, child))
@@ -96,6 +108,15 @@ class Cluster:
             reader = threading.Thread(target=self._copy, args=(label, child.stdout), daemon=True)
             reader.start()
             self.readers.append(reader)
+
+    def _private_network(self):
+        """The keeper's pid if it holds a private network for the children; else None, said why."""
+        answer = self.keeper.stdout.readline().decode(errors="replace").strip() or "the keeper ended"
+        if answer == "private":
+            return self.keeper.pid
+        self.notice(f"the cluster listens on {HOST}, where every process of this machine can reach its ports: "
+                    f"no private network: {answer} (docs/cluster.md, Who may connect)")
+        return None
 
     def _keep(self, session):
         """Tell the keeper of one more session to end with the launcher."""
@@ -210,6 +231,10 @@ def main(argv=None):
     parser.add_argument("--shutdown-grace", type=float, default=SHUTDOWN_GRACE, metavar="SECONDS",
                         help="how long the scheduler and servers may outlive the workers before "
                              f"the store counts as unused (default: {SHUTDOWN_GRACE:g})")
+    parser.add_argument("--shared-loopback", action="store_true",
+                        help="run the cluster on this machine's own loopback, where its other processes can "
+                             "reach the cluster's ports (default: a private network of its own, where the "
+                             "system allows one)")
     parser.add_argument("command", nargs="+", metavar="COMMAND",
                         help="the program and its arguments, after --")
     args = parser.parse_args(argv)
@@ -219,7 +244,7 @@ def main(argv=None):
     for name in ("timeout", "shutdown_grace"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name):g}")
-    cluster = Cluster(args.command, args.num_workers, args.num_servers)
+    cluster = Cluster(args.command, args.num_workers, args.num_servers, private=not args.shared_loopback)
     # SIGINT, SIGTERM and SIGHUP are only noted here, never raised: an
     # exception at an arbitrary instant could leave a Popen's lock held and
     # the stop that follows waiting on it. wait() sees the note within 50 ms.

@@ -17,7 +17,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon as mx_gluon, nd
 
-from . import dmlc, fast
+from . import dmlc, fast, member
 from .config import CONTEXT, ConfigError, flag
 
 
@@ -36,16 +36,17 @@ def is_dist(config):
 
 
 def open_kvstore(name):
-    """(kvstore for the Trainer, rank, number of workers); a dist store joins its cluster."""
+    """(kvstore for the Trainer, rank, number of workers); a dist store joins its cluster,
+    watched by linreg.member."""
     if not name.startswith("dist"):
         return name, 0, 1
     if not any(key.startswith("DMLC_") for key in os.environ):
         raise ConfigError("kvstore", f"{name} runs as a worker of a parameter-server cluster: "
                                      "start it with python -m linreg.launch -n WORKERS -- COMMAND")
-    trouble = dmlc.problem(os.environ)  # before ps-lite reads them: it would abort or crash
+    trouble = dmlc.problem(os.environ) or dmlc.port_problem(os.environ)  # before ps-lite: it would abort or crash
     if trouble:
         raise ConfigError("kvstore", f"{name}: {trouble}")
-    kv = mx.kv.create(name)
+    kv = member.join_as_worker(name)
     return kv, kv.rank, kv.num_workers
 
 

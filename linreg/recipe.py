@@ -33,14 +33,20 @@ def main(argv=None):
     parser.add_argument("--interface", required=True, metavar="NAME", help="the interface of --host")
     parser.add_argument("-n", "--num-workers", type=int, required=True, metavar="WORKERS")
     parser.add_argument("-s", "--num-servers", type=int, default=1, metavar="SERVERS", help="(default: 1)")
+    parser.add_argument("--node-port", type=int, metavar="PORT",
+                        help="the port this server or worker listens on (PORT), free on this host; without "
+                             "it ps-lite picks one at random, which a fence (python -m linreg.fence) cannot name")
     parser.add_argument("--no-check", action="store_true",
                         help="print lines for another host, without checking the interface and address here")
     args = parser.parse_args(argv)
     for name in ("scheduler", "host"):
         if not valid_address(getattr(args, name)):
             parser.error(f"--{name} takes an IPv4 address such as 10.0.0.1, got {getattr(args, name)!r}")
-    if not valid_port(args.port):
-        parser.error(f"--port must be in 1..65535, got {args.port}")
+    for name in ("port", "node_port"):
+        if getattr(args, name) is not None and not valid_port(getattr(args, name)):
+            parser.error(f"--{name.replace('_', '-')} must be in 1..65535, got {getattr(args, name)}")
+    if args.node_port is not None and args.role == "scheduler":
+        parser.error("--node-port is for a server or worker: the scheduler listens on --port")
     if not (valid_count(args.num_workers) and valid_count(args.num_servers)):
         parser.error(f"--num-workers and --num-servers must be from 1 to {MAX_PROCESSES}")
     if not args.no_check:
@@ -49,7 +55,7 @@ def main(argv=None):
         except ValueError as e:
             fail(parser, EXIT_USAGE, f"{e} (--no-check prints the lines for another host)")
     env = cluster_env(args.role, args.num_workers, args.num_servers, args.port, args.scheduler, args.host,
-                      args.interface)
+                      args.interface, args.node_port)
     out = Output(sys.stdout)
     out.write("".join(f"{key}={value}\n" for key, value in env.items()))
     out.close()

@@ -23,14 +23,14 @@ FLOORS = (
     {"config", "console"},
     # data, files, progress
     {"data", "files", "progress"},
-    # pieces: the result, --fast's graphs, checkpoints, figures, mxnet's debts
-    {"result", "fast", "checkpoint", "plots", "compat"},
+    # pieces: the result, --fast's graphs, checkpoints, figures, mxnet's debts, a cluster process's watch
+    {"result", "fast", "checkpoint", "plots", "compat", "member"},
     # several devices and the cluster, for a net they are given
     {"parallel"},
     # the training command
     {"cli"},
     # the commands
-    {"scratch", "gluon", "launch", "recipe", "check"},
+    {"scratch", "gluon", "launch", "recipe", "fence", "check"},
     # commands on commands
     {"predict"},
 )

@@ -19,7 +19,7 @@ def test_python_m_linreg_lists_the_commands():
     assert proc.returncode == 2 and proc.stdout == ""
     listed = re.findall(r"^  python -m (linreg\.\w+)", proc.stderr, re.M)
     assert listed == ["linreg.scratch", "linreg.gluon", "linreg.predict", "linreg.launch", "linreg.recipe",
-                      "linreg.check"]
+                      "linreg.fence", "linreg.check"]
     for module in listed:  # each one it names runs
         assert subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True,
                               timeout=120).returncode == 0
