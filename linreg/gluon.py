@@ -164,6 +164,8 @@ def main(argv=None):
         return
     try:
         cli.main(argv, IMPLEMENTATION, GLUON, train, save_params)
+    except KeyboardInterrupt as e:  # after cli.main took every stop it could: all was printed and saved
+        raise member.stopped_after_results(e) from None
     finally:
         member.leave()  # a cluster's worker: its last barrier, however the run ended
 

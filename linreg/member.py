@@ -28,7 +28,7 @@ from mxnet.kvstore.kvstore_server import KVStoreServer
 
 from . import dmlc
 from .console import EXIT_FAILED, EXIT_TIMEOUT, exit_code, say, settle_streams
-from .signals import note_stop_signals
+from .signals import note_stop_signals, stop_signal
 
 PROG = "python -m linreg.gluon"
 HEARTBEAT = 1  # seconds between a member's heartbeats to the scheduler (ps-lite's PS_HEARTBEAT_INTERVAL)
@@ -42,6 +42,9 @@ DMLC_ERROR = b"N4dmlc5ErrorE"  # dmlc::Error, mangled: what ps-lite's CHECKs thr
 STRANGER = ("a process that is not part of the cluster sent {whom} a message it could not read "
             "(ps-lite's error above), and ps-lite stops on it: it lets in anyone who reaches its ports "
             "(docs/cluster.md, Who may connect)")
+
+
+AFTER_RESULTS = "after its results were printed, as it left its cluster"  # a stop in a worker's last barrier
 
 
 def node_id(role, rank):
@@ -209,7 +212,7 @@ class Watch:
             "training": ("inside a step that waits for its cluster (a push, pull or barrier): the step "
                          "cannot end, so there are no parameters to print or save"),
             "serving": "while serving its cluster",
-            "finishing": "in its cluster's last barrier, after its results were printed",
+            "finishing": AFTER_RESULTS,
         }[stage]
 
     def _joining(self, now):
@@ -297,6 +300,15 @@ def trained():
     """A worker's training is over (Watch.trained); nothing outside a cluster."""
     if _watch is not None:
         _watch.trained()
+
+
+def stopped_after_results(interrupt):
+    """A stop signal that came after the training command printed and saved everything (interrupt, a
+    KeyboardInterrupt): one line, and SystemExit with its code."""
+    sig = stop_signal(interrupt)
+    where = AFTER_RESULTS if _watch is not None else "after its results were printed"
+    say(f"{PROG}: error: interrupted ({sig.name}) {where}")
+    return SystemExit(exit_code(sig))
 
 
 def leave():
