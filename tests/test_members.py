@@ -287,9 +287,9 @@ def test_a_server_loads_only_an_optimizer_from_a_worker():
             member.Unpickler(io.BytesIO(hostile)).load()
 
 
-def launch(children, *flags, marker):
+def launch(children, *flags, marker, epochs=40):
     command = [sys.executable, "-m", "linreg.launch", "-n", "1", *flags, "--", *PYTHON_GLUON, *TRAIN[:2],
-               "--epochs", "40", "--quiet"]
+               "--epochs", str(epochs), "--quiet"]
     return children(command, cwd=ROOT, env={**os.environ, "LINREG_TEST_MARKER": marker},
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -332,7 +332,7 @@ def test_the_launchers_cluster_is_out_of_a_strangers_reach_and_without_a_fence_i
     assert "b    " in out and err == ""
 
     marker = uuid.uuid4().hex
-    shared = launch(children, "--shared-loopback", marker=marker)
+    shared = launch(children, "--shared-loopback", marker=marker, epochs=4000)  # still training when the junk comes
     wait_for(lambda: cluster_port(marker))
     port = cluster_port(marker)
     wait_for(lambda: processes_with_port(port))
