@@ -175,6 +175,6 @@ def problem(environ):
         if name in environ:
             expected = check(environ[name])
             if expected:
-                how = HOW if name.startswith("DMLC_") else "see docs/cluster.md, Waits and lost members"
+                how = "see docs/cluster.md, Waits and lost members" if name in (WAIT_VARIABLE, LOST_VARIABLE) else HOW
                 return f"{name}={environ[name]!r} is not {expected} ({how})"
     return None

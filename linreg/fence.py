@@ -53,10 +53,10 @@ def parse_ports(text):
 
 
 def fences():
-    """{(first, last): table name} of the fences up on this host (nft list tables)."""
+    """The (first, last) ports of each fence up on this host (nft list tables)."""
     listed = nft(["list", "tables"])
-    return {(int(a), int(b)): f"linreg_fence_{a}_{b}"
-            for a, b in re.findall(r"^table inet linreg_fence_([0-9]+)_([0-9]+)$", listed, re.M)}
+    pattern = "^table inet " + TABLE.format(first="([0-9]+)", last="([0-9]+)") + "$"
+    return {(int(a), int(b)) for a, b in re.findall(pattern, listed, re.M)}
 
 
 def listened(ports):
@@ -116,7 +116,7 @@ def main(argv=None):
             if ports not in up:
                 fail(parser, EXIT_USAGE, f"no fence is up here for ports {args.ports}"
                      + (f"; up: {', '.join(f'{a}-{b}' for a, b in sorted(up))}" if up else ""))
-            nft(["delete", "table", "inet", up[ports]])
+            nft(["delete", "table", "inet", table(ports)])
             return
         for a, b in sorted(up):
             if a <= ports[1] and ports[0] <= b:

@@ -28,7 +28,7 @@ from mxnet.kvstore.kvstore_server import KVStoreServer
 
 from . import dmlc
 from .console import EXIT_FAILED, EXIT_TIMEOUT, exit_code, say, settle_streams
-from .signals import note_stop_signals, stop_signal
+from .signals import STOP_SIGNALS, note_stop_signals, stop_signal
 
 PROG = "python -m linreg.gluon"
 HEARTBEAT = 1  # seconds between a member's heartbeats to the scheduler (ps-lite's PS_HEARTBEAT_INTERVAL)
@@ -42,8 +42,6 @@ DMLC_ERROR = b"N4dmlc5ErrorE"  # dmlc::Error, mangled: what ps-lite's CHECKs thr
 STRANGER = ("a process that is not part of the cluster sent {whom} a message it could not read "
             "(ps-lite's error above), and ps-lite stops on it: it lets in anyone who reaches its ports "
             "(docs/cluster.md, Who may connect)")
-
-
 AFTER_RESULTS = "after its results were printed, as it left its cluster"  # a stop in a worker's last barrier
 
 
@@ -183,7 +181,7 @@ class Watch:
             ready, _, _ = select.select([self.wakeup], [], [], TICK)
             if ready:
                 for signum in self.wakeup.recv(64):
-                    if signum in (sig.value for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)):
+                    if signum in STOP_SIGNALS:
                         self._note(signum)
             self._look()
 
@@ -220,11 +218,14 @@ class Watch:
             self.joined(self.kv)
             return
         waited = now - self.started
+        if waited < NOTICE:
+            return
+        state = self._state()  # read once a look: it reads this process's sockets
         if waited >= self.wait:
             self.end(EXIT_TIMEOUT, f"gave up waiting for its cluster after {self.wait:g} s "
-                                    f"({dmlc.WAIT_VARIABLE}): {self._state()}")
-        if waited >= NOTICE and self._state() != self.said:
-            self.said = self._state()
+                                    f"({dmlc.WAIT_VARIABLE}): {state}")
+        if state != self.said:
+            self.said = state
             say(f"{PROG}: {self.who} waits for its cluster: {self.said}; it gives up "
                 f"{self.wait:g} s after it began ({dmlc.WAIT_VARIABLE})")
 
