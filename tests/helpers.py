@@ -226,3 +226,10 @@ def venv_sh(tmp_path, path, **env):
 
 def pins_hash():
     return hashlib.sha256(b"".join((ROOT_PATH / name).read_bytes() for name in ("setup.py", "pins.txt", "scripts/venv.sh"))).hexdigest()
+
+
+# What a stranger sends: a message that ZeroMQ takes and ps-lite cannot read, every time (random
+# bytes are taken only when their first octets happen to frame a message). ZMTP/1.0 framing: each
+# frame is one octet of length (flags and body), the flags, the body. An empty identity frame, then
+# one frame whose body protobuf cannot parse: a varint that never ends.
+JUNK = b"\x01\x00" + b"\x11\x00" + b"\xff" * 16

@@ -20,7 +20,7 @@ from numpy.testing import assert_allclose
 from linreg import gluon
 from linreg.dmlc import cluster_env
 
-from .helpers import ROOT, run_main, CLUSTER_RTOL
+from .helpers import ROOT, JUNK, run_main, CLUSTER_RTOL
 
 
 
@@ -158,13 +158,14 @@ FENCED = LAYOUTS["A: scheduler, server; B, C: a worker each"]
 STRANGER = """
 import os, socket, sys, time
 hosts, ports, until = sys.argv[1].split(","), [int(p) for p in sys.argv[2].split(",")], time.monotonic() + 60
+junk = bytes.fromhex(sys.argv[4])
 taken = 0
 while time.monotonic() < until and not os.path.exists(sys.argv[3]):
     for host in hosts:
         for port in ports:
             try:
                 with socket.create_connection((host, port), timeout=0.2) as s:
-                    s.sendall(os.urandom(65536))
+                    s.sendall(junk)
                 taken += 1
             except OSError:
                 pass
@@ -199,7 +200,7 @@ def test_a_fenced_cluster_finishes_as_if_no_stranger_were_there(four_hosts, nft,
         assert proc.returncode == 0 and proc.stdout.startswith("fence up:"), proc.stderr
     # D sends junk to every port of every host, over and over, and tries to join as a worker.
     done = tmp_path / "done"
-    spray = hosts.run("d", [sys.executable, "-c", STRANGER, members, ",".join(map(str, PORTS)), str(done)],
+    spray = hosts.run("d", [sys.executable, "-c", STRANGER, members, ",".join(map(str, PORTS)), str(done), JUNK.hex()],
                       stdout=subprocess.PIPE, text=True)
     joiner = hosts.run("d", [sys.executable, "-m", "linreg.gluon", "--kvstore", "dist_sync", "--fast"],
                        {**cluster_env("worker", 2, 1, PORTS[0], hosts.address("a"), hosts.address("d"),

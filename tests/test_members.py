@@ -26,7 +26,7 @@ import pytest
 from linreg import dmlc, member
 from linreg.launch import free_port
 
-from .helpers import ROOT, LAUNCH_BOUND, processes_with, wait_for
+from .helpers import ROOT, JUNK, LAUNCH_BOUND, processes_with, wait_for
 
 PYTHON_GLUON = [sys.executable, "-m", "linreg.gluon"]
 TRAIN = ["--kvstore", "dist_sync", "--epochs", "400", "--report-every", "100"]  # minutes of steps: a run under way
@@ -247,10 +247,10 @@ def test_a_lost_worker_is_named_by_the_scheduler_and_every_other_member_stops(ch
 # A stranger ------------------------------------------------------------------------
 
 def junk(port):
-    """64 KiB of random bytes to 127.0.0.1:port, as a stranger would send; whether they were taken."""
+    """A stranger's message (JUNK) to 127.0.0.1:port; whether it was taken."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(os.urandom(65536))
+            s.sendall(JUNK)
         return True
     except OSError:
         return False
