@@ -45,6 +45,9 @@ settings.load_profile("linreg")
 # a temporary one, made once pytest is configured (a usage error makes none) and removed at its end.
 HYPOTHESIS_HOME = pytest.StashKey[str]()
 SKIPPED = {".git", "__pycache__"}
+# What the README's own commands write into the checkout: a learner may run them (demo.sh) in
+# another terminal while the suite runs, and the suite itself writes only to temporary folders.
+LEARNERS = {"plots", "out", "model.params", "model.params.json"}
 BEFORE = pytest.StashKey[set]()
 
 
@@ -52,8 +55,10 @@ def checkout_files():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     found = set()
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in SKIPPED and not d.startswith(".venv")]
-        found.update(os.path.relpath(os.path.join(folder, f), root) for f in files + dirs)
+        dirs[:] = [d for d in dirs if d not in SKIPPED and not d.startswith(".venv")
+                   and not (folder == root and d in LEARNERS)]
+        found.update(os.path.relpath(os.path.join(folder, f), root) for f in files + dirs
+                     if not (folder == root and (f in LEARNERS or f.startswith(".venv"))))
     return found
 
 

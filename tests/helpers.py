@@ -198,15 +198,18 @@ def with_closed(redirect, *args):
 
 # scripts/venv.sh with stand-in interpreters --------------------------------------
 
-def fake_python(folder, name, version):
-    """An executable that answers venv.sh's question as Python `version` would, and fails the rest."""
+def fake_python(folder, name, version, base=None):
+    """An executable that answers venv.sh's questions as Python `version` would, and fails the rest.
+
+    `base`: the interpreter it names as its own, as an environment's python names the one that made it.
+    """
     path = folder / name
-    path.write_text(f'#!/bin/sh\n[ "$1" = -c ] && echo {path} {version} || exit 1\n')
+    path.write_text(f'#!/bin/sh\n[ "$1" = -c ] && echo {base or path} {version} || exit 1\n')
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return path
 
 
-TOOLS = ("dirname", "cat", "cut", "sha256sum", "rm")  # what venv.sh runs besides Python
+TOOLS = ("dirname", "readlink", "cat", "cut", "sha256sum", "rm", "env", "df", "awk", "grep", "tail")  # venv.sh's, besides Python
 
 
 def venv_sh(tmp_path, path, **env):
@@ -226,6 +229,11 @@ def venv_sh(tmp_path, path, **env):
 
 def pins_hash():
     return hashlib.sha256(b"".join((ROOT_PATH / name).read_bytes() for name in ("setup.py", "pins.txt", "scripts/venv.sh"))).hexdigest()
+
+
+def stamp(python, version, digest=None, root=ROOT_PATH):
+    """What venv.sh writes once it has set up an environment: interpreter, version, pins, checkout."""
+    return f"{python} {version} {digest or pins_hash()} {root.resolve()}\n"
 
 
 # What a stranger sends: a message that ZeroMQ takes and ps-lite cannot read, every time (random

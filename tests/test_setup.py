@@ -3,6 +3,7 @@
 import importlib.metadata
 import os
 import platform
+import signal
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import sys
 import pytest
 from packaging.requirements import Requirement
 
-from .helpers import ROOT, fake_python, pins_hash, venv_sh
+from .helpers import ROOT, ROOT_PATH, fake_python, stamp, venv_sh
 
 SUPPORTED = "3.11, 3.12, 3.13, 3.14 or 3.15"  # every CPython with upstream support on 2026-11-30
 
@@ -77,8 +78,8 @@ def test_an_installed_environment_without_a_system_library_is_finished_by_a_reru
     python.write_text(f'#!/bin/sh\n[ "$1" = -c ] && [ "$2" != "import linreg" ] && echo {python} 3.13.5 && exit 0\n'
                       f'[ -e {tmp_path}/fixed ] && exit 0\necho "{line}" >&2; exit 2\n')
     python.chmod(0o755)
-    stamp = f"{python} 3.13.5 {pins_hash()}\n"
-    (venv / ".linreg-installed").write_text(stamp)
+    installed = stamp(python, "3.13.5")
+    (venv / ".linreg-installed").write_text(installed)
     proc = venv_sh(tmp_path, tmp_path / "empty")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr == ("linreg set-up: mxnet's libmxnet.so needs libgomp.so.1 (...), from the system: "
@@ -87,14 +88,14 @@ def test_an_installed_environment_without_a_system_library_is_finished_by_a_reru
     (tmp_path / "fixed").touch()
     proc = venv_sh(tmp_path, tmp_path / "empty")
     assert proc.returncode == 0 and proc.stderr == ""
-    assert (venv / ".linreg-ready").read_text() == stamp
+    assert (venv / ".linreg-ready").read_text() == installed
 
 
 def test_changed_pins_rebuild_the_environment(tmp_path):
     venv = tmp_path / "venv"
     venv.mkdir()
     python = fake_python(tmp_path, "python3.12", "3.12.1")
-    (venv / ".linreg-installed").write_text(f"{python} 3.12.1 {'0' * 64}\n")  # other pins
+    (venv / ".linreg-installed").write_text(stamp(python, "3.12.1", "0" * 64))  # other pins
     (venv / "left-over").touch()
     proc = venv_sh(tmp_path, tmp_path, PYTHON=str(python))
     assert "rebuilding" in proc.stderr and not (venv / "left-over").exists()
@@ -116,13 +117,13 @@ def test_pip_check_has_only_the_complaint_docs_install_md_explains():
 
 
 
-def ready_venv(tmp_path, python, version, digest=None):
-    """A venv folder whose stamps say `python` made it, with these pins, and mxnet loaded."""
+def ready_venv(tmp_path, python, version, root=ROOT_PATH):
+    """A venv folder whose stamps say `python` made it, with these pins, for `root`, and mxnet loaded."""
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
-    stamp = f"{python} {version} {digest or pins_hash()}\n"
-    (venv / ".linreg-installed").write_text(stamp)
-    (venv / ".linreg-ready").write_text(stamp)
+    fake_python(venv / "bin", "python", version, base=python)
+    (venv / ".linreg-installed").write_text(stamp(python, version, root=root))
+    (venv / ".linreg-ready").write_text(stamp(python, version, root=root))
     (venv / "kept").touch()
     return venv
 
@@ -156,10 +157,10 @@ def test_venv_sh_rebuilds_when_what_it_installs_from_changes(tmp_path, changed):
     (root / "scripts").mkdir(parents=True)
     for name in ("setup.py", "pins.txt", "scripts/venv.sh"):
         shutil.copy(os.path.join(ROOT, name), root / name)
-    python = fake_python(tmp_path, "python3.13", "3.13.5")
-    venv = ready_venv(tmp_path, python, "3.13.5")
-    env = {"PATH": f"{tmp_path / 'empty'}:{tmp_path / 'tools'}", "LINREG_VENV": str(venv)}
     venv_sh(tmp_path, tmp_path / "empty")  # makes the tools folder
+    python = fake_python(tmp_path, "python3.13", "3.13.5")
+    venv = ready_venv(tmp_path, python, "3.13.5", root=root)
+    env = {"PATH": f"{tmp_path / 'empty'}:{tmp_path / 'tools'}", "LINREG_VENV": str(venv)}
     run = lambda: subprocess.run([shutil.which("bash"), "-c", f"source {root}/scripts/venv.sh"], env=env,
                                  capture_output=True, text=True, timeout=60)
     proc = run()
@@ -191,3 +192,166 @@ def test_each_pin_for_this_python_is_installed_from_a_wheel_built_for_it():
             assert not any(t.endswith(f"-linux_{platform.machine()}") for t in tags), (requirement.name, tags)
             applied.append(requirement.name)
     assert sorted(applied) == ["contourpy", "matplotlib", "numpy"]
+
+
+# The set-up as newcomers run it: real interpreters, real installs ------------------------------
+#
+# Each test sets up a copy of this checkout (its files as git lists them) with this Python's own
+# base interpreter, from the package index as a learner would (about 15 s a set-up, from uv's cache).
+
+SETUP_BOUND = 600  # seconds: a bound on a set-up from an index, not a measurement
+BASE_PYTHON = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+
+
+def checkout_copy(dest):
+    """This checkout's files (tracked and new, not ignored) copied to dest."""
+    names = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, names):
+        if os.path.exists(os.path.join(ROOT, name)):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, name), dest / name)
+    return dest
+
+
+def newcomer_env(**changes):
+    env = {k: v for k, v in os.environ.items() if k not in ("LINREG_VENV", "VIRTUAL_ENV", "PYTHONPATH")}
+    return {**env, "PYTHON": BASE_PYTHON, **changes}
+
+
+def script(checkout, name, *args, **popen):
+    """`bash checkout/scripts/NAME args`, started as a newcomer starts it, in checkout."""
+    popen.setdefault("env", newcomer_env())
+    return subprocess.Popen(["bash", str(checkout / "scripts" / name), *args], cwd=checkout,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def finished(proc):
+    out, err = proc.communicate(timeout=SETUP_BOUND)
+    return proc.returncode, out, err
+
+
+def linreg_file(checkout, code="import linreg; print(linreg.__file__)"):
+    return subprocess.run([str(checkout / ".venv" / "bin" / "python"), "-c", code], capture_output=True,
+                          text=True, timeout=120, cwd="/")
+
+
+def test_two_set_ups_at_once_make_one_environment_and_both_run(tmp_path):
+    # The README's two commands in two terminals, in a fresh clone: one sets up, the other waits.
+    checkout = checkout_copy(tmp_path / "linreg")
+    first, second = (script(checkout, "test.sh", "--version") for _ in range(2))
+    results = [finished(first), finished(second)]
+    for code, out, err in results:
+        assert code == 0, err
+    said = "".join(err for _, _, err in results)
+    assert said.count("setting up ") == 1 and said.count("linreg set-up: waiting for ") == 1, said
+    assert "rebuilding" not in said
+    assert linreg_file(checkout).stdout.strip() == str(checkout / "linreg" / "__init__.py")
+    assert not (tmp_path / "linreg" / ".venv.log").exists()
+
+
+def test_a_moved_checkout_under_an_odd_name_is_set_up_again_and_used_from_there(tmp_path):
+    before = checkout_copy(tmp_path / "linreg")
+    assert finished(script(before, "test.sh", "--version"))[0] == 0
+    # Moved under a folder whose name a requirement parser reads as a comment and a marker.
+    odd = tmp_path / "my work #1 ;x"
+    odd.mkdir()
+    after = odd / "linreg"
+    before.rename(after)
+    code, out, err = finished(script(after, "test.sh", "--version"))
+    assert code == 0, err
+    assert "rebuilding" in err and "in another place" in err
+    assert linreg_file(after).stdout.strip() == str(after / "linreg" / "__init__.py")
+    # A learner's own `from mxnet import nd` in that environment gets the import hook from there.
+    proc = linreg_file(after, "from mxnet import nd; import linreg.compat as c; print(nd.ones(2).sum().asscalar(), "
+                              "c.__file__, sep='\\n')")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["2.0", str(after / "linreg" / "compat.py")]
+
+    # With the environment activated, as the README says, PYTHON=python3 names that environment's python:
+    # the interpreter that made it, so nothing is rebuilt.
+    venv_bin = after / ".venv" / "bin"
+    activated = newcomer_env(PATH=f"{venv_bin}:{os.environ['PATH']}", VIRTUAL_ENV=str(after / ".venv"),
+                             PYTHON="python3")
+    code, out, err = finished(script(after, "test.sh", "--version", env=activated))
+    assert (code, err) == (0, "")
+
+    # demo.sh through a link, from another folder, with some other `python` first on PATH.
+    elsewhere = tmp_path / "bin"
+    elsewhere.mkdir()
+    (elsewhere / "demo").symlink_to(after / "scripts" / "demo.sh")
+    (elsewhere / "python").write_text("#!/bin/sh\necho not the environment's python >&2; exit 9\n")
+    (elsewhere / "python").chmod(0o755)
+    demo = subprocess.Popen(["bash", str(elsewhere / "demo")], cwd=elsewhere, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=newcomer_env(PATH=f"{elsewhere}:{os.environ['PATH']}"))
+    # ... while the suite runs in the same checkout: the demo's figures are not files the tests left.
+    held = tmp_path / "test_held.py"
+    done = tmp_path / "demo-done"
+    held.write_text("import os, time\n\ndef test_held():\n"
+                    f"    deadline = time.monotonic() + {SETUP_BOUND}\n"
+                    f"    while not os.path.exists({str(done)!r}) and time.monotonic() < deadline:\n"
+                    "        time.sleep(0.1)\n")
+    suite = script(after, "test.sh", "-q", "-p", "no:randomly", "-n", "0", "tests/test_layout.py", str(held))
+    code, out, err = finished(demo)
+    assert code == 0, err
+    assert "== python -m linreg.gluon --plot-dir plots/gluon" in out and "not the environment's" not in err
+    assert (after / "plots" / "gluon" / "loss.png").exists()
+    done.touch()
+    code, out, err = finished(suite)
+    assert code == 0, out + err
+    assert "left files" not in out
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stop_during_the_install_is_one_line_and_a_rerun_recovers(tmp_path, sig):
+    checkout = checkout_copy(tmp_path / "linreg")
+    proc = script(checkout, "test.sh", "--version", start_new_session=True)
+    said = []
+    for line in proc.stderr:
+        said.append(line)
+        if line.startswith("installing uv"):
+            break
+    # Ctrl-C reaches the whole foreground group, as a terminal sends it; SIGTERM only the script.
+    if sig == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    code, out, err = finished(proc)
+    assert code == 128 + getattr(signal, sig), said + [err]
+    assert err.splitlines()[-1] == (f"linreg set-up: interrupted ({sig}) while setting up {checkout / '.venv'}; "
+                                    "rerun to set it up from scratch"), err
+    assert "python3-venv" not in err and "index" not in err
+    assert not (checkout / ".venv" / ".linreg-installed").exists() and not (checkout / ".venv.log").exists()
+    assert not processes_in(checkout)
+    code, out, err = finished(script(checkout, "test.sh", "--version"))
+    assert code == 0 and "rebuilding" in err, err
+
+
+def processes_in(folder):
+    """Live processes whose working folder is under folder."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd").startswith(str(folder)):
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def test_a_full_temporary_folder_is_named_as_the_cause(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    checkout = checkout_copy(tmp_path / "linreg")
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(tiny)], check=True)
+    try:
+        code, out, err = finished(script(checkout, "test.sh", "--version", env=newcomer_env(TMPDIR=str(tiny))))
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
+    assert code == 2
+    line = err.splitlines()[-1]
+    assert line.startswith("linreg set-up: ") and f"no space left on the device of {tiny} (" in line, err
+    assert "python3-venv" not in line and "index" not in line
