@@ -16,6 +16,7 @@ complete old checkpoint. After the second rename it gives the complete new
 one. SIGINT, SIGTERM and SIGHUP are held back until the save is over.
 """
 
+import contextlib
 import hashlib
 import json
 import math
@@ -25,7 +26,7 @@ import struct
 import numpy as np
 from mxnet import nd
 
-from .files import commit, folder_lock, path_problem, read_regular, sweep_temps, write_temp
+from .files import LockBusy, check_replaceable, commit, folder_lock, path_problem, read_regular, sweep_temps, write_temp
 from .limits import memory_room
 from .signals import signals_held
 
@@ -39,18 +40,19 @@ KEYS = {"scratch": ("w", "b"), "gluon": ("0.weight", "0.bias")}
 LIST_MAGIC = 0x112
 ARRAY_MAGIC = 0xF993FAC9
 DENSE, FLOAT32 = 0, 0
-MAX_SIDECAR_BYTES = 1 << 26  # a sidecar holds a run's losses: 64 MiB is far beyond any
 
 
 class CheckpointError(Exception):
     """A checkpoint that is not the one expected, or not a checkpoint."""
 
 
-def params_limit():
-    """Bytes a parameter file may have: what a read can hold, as a run's memory check counts it.
+def read_limit():
+    """Bytes a parameter file or sidecar may have: what a read can hold, as a run's memory check counts it.
 
-    A Dense(1) of k inputs is 4 k bytes and some headers; a larger file is
-    refused before it is read (a sparse file may claim a terabyte).
+    A Dense(1) of k inputs is 4 k bytes and some headers; a sidecar holds a
+    run's losses, about 46 bytes a step, as many as the run that wrote it
+    held. A larger file is refused before it is read (a sparse file may claim
+    a terabyte).
     """
     return memory_room()[0]
 
@@ -172,6 +174,7 @@ def save(path, result, save_params):
     with signals_held(), folder_lock(path):
         sweep_temps(path)
         sweep_temps(sidecar(path))
+        check_replaceable(path, sidecar(path))
         params_tmp = write_temp(path, lambda tmp: save_params(tmp, result.w, result.b), check_params)
         try:
             with open(params_tmp, "rb") as f:
@@ -189,7 +192,7 @@ def save(path, result, save_params):
 def _previous(path):
     """What the sidecar must still accept while PATH is the old file: its hash and half."""
     try:
-        data = read_regular(path, params_limit())
+        data = read_regular(path, read_limit())
         return {"params_sha256": sha256(data), "implementation": identify(parse_params(data))[0]}
     except (OSError, ValueError):
         return None  # nothing there, or nothing worth keeping readable
@@ -215,9 +218,9 @@ def read(path, implementation=None):
     """
     if problem := path_problem(path):
         raise CheckpointError(problem)
-    with folder_lock(path, shared=True):  # the pair as one save left it
+    with _locked(path):  # the pair as one save left it
         try:
-            data = read_regular(path, params_limit())
+            data = read_regular(path, read_limit())
         except FileNotFoundError:
             raise CheckpointError(f"{path} does not exist") from None
         except OSError as e:
@@ -237,10 +240,20 @@ def read(path, implementation=None):
     return found, w, b
 
 
+@contextlib.contextmanager
+def _locked(path):
+    """The folder's shared lock, or CheckpointError when another holds it too long."""
+    try:
+        with folder_lock(path, shared=True):
+            yield
+    except LockBusy as e:
+        raise CheckpointError(f"{path} cannot be read now: {e}") from None
+
+
 def _sidecar_implementation(path, digest):
     """The implementation the sidecar gives PATH's bytes, None without a sidecar."""
     try:
-        raw = read_regular(sidecar(path), MAX_SIDECAR_BYTES)
+        raw = read_regular(sidecar(path), read_limit())
     except FileNotFoundError:
         return None  # the parameters alone are enough to go on
     except OSError as e:

@@ -11,7 +11,7 @@ from .checkpoint import CheckpointError
 from .config import ConfigError, flag, show_value
 from .console import (EXIT_DIVERGED, EXIT_USAGE, EXIT_WRITE, Output, Parser, exit_code, fail, fail_interrupted,
                       parse_floats, say)
-from .files import CannotWrite, check_folder, check_writable
+from .files import CannotWrite, LockBusy, check_folder, check_writable
 from .limits import MEMORY_SHARE, memory_room
 from .progress import Diverged
 from .signals import signals_held, stop_on_signals
@@ -64,7 +64,7 @@ def parse_args(parser, argv, implementation, defaults):
     except ConfigError as e:
         parser.error(str(e))
     for name, path, check in (("--save", args.save, lambda p: check_writable(p, checkpoint.sidecar(p))),
-                              ("--plot-dir", args.plot_dir, check_folder)):
+                              ("--plot-dir", args.plot_dir, check_plot_dir)):
         try:
             if path is not None:
                 check(path)
@@ -100,6 +100,14 @@ def check_memory(config, with_plots=False):
 
 def _gib(size):
     return f"{size / 2**30:.1f} GiB" if size >= 2**30 / 10 else f"{size / 2**20:.0f} MiB"
+
+
+def check_plot_dir(folder):
+    """Raise CannotWrite unless the figures can be written in folder (made if missing), or replaced there."""
+    if os.path.isdir(folder):
+        check_writable(*(os.path.join(folder, name) for name in plots.FILES))
+    else:
+        check_folder(folder)
 
 
 def collision(save, plot_dir):
@@ -166,9 +174,12 @@ def main(argv, implementation, defaults, train, save_params):
         fail(parser, EXIT_USAGE, str(e))
     except Diverged as e:
         fail(parser, EXIT_DIVERGED, f"{e}; try --lr {e.lr_hint:g}")
-    except OSError as e:
-        fail(parser, EXIT_WRITE, f"cannot write: {e.strerror or e}" if e.filename is None
-             else f"cannot write {e.filename}: {e.strerror}")
+    except LockBusy as e:  # after training: what was printed stays; a stop that ended the wait names the code
+        fail(parser, exit_code(signal.Signals(e.stop)) if e.stop else EXIT_WRITE, f"cannot write: {e}")
+    except OSError as e:  # a rename's (temporary, final) names: the final one is the file meant
+        named = e.filename if e.filename2 is None else e.filename2
+        fail(parser, EXIT_WRITE, f"cannot write: {e.strerror or e}" if named is None
+             else f"cannot write {named}: {e.strerror}")
     except KeyboardInterrupt as e:  # before training began, or while saving: nothing was saved
         fail_interrupted(parser, e)
     finally:

@@ -1,12 +1,21 @@
 """Files written whole or not at all, into places checked before training."""
 
 import contextlib
+import errno
 import fcntl
 import os
+import pwd
+import re
 import secrets
+import signal
 import stat
+import threading
+import time
 
 from .signals import signals_held
+
+LOCK_WAIT = 5  # seconds a save or a read waits for another's lock: a save of ours takes well under one
+LOCK_POLL = 0.05
 
 class CannotWrite(Exception):
     """An output path where no file can be created."""
@@ -41,6 +50,17 @@ def sweep_temps(path):
                 os.remove(os.path.join(folder, entry))
 
 
+class LockBusy(OSError):
+    """The folder's lock was not had: held past LOCK_WAIT, or a stop signal came while waiting.
+
+    `stop` is that signal's number, or None.
+    """
+
+    def __init__(self, message, stop=None):
+        super().__init__(message)
+        self.stop = stop
+
+
 @contextlib.contextmanager
 def folder_lock(path, shared=False):
     """Hold flock(2) on the folder of path: exclusive for a save, shared for a read.
@@ -49,7 +69,9 @@ def folder_lock(path, shared=False):
     pair wins, whole), and a read sees a pair before a save or after it,
     never between its renames. The lock is on the folder, so it leaves no
     file behind, and is let go however the process ends. A folder that cannot
-    be opened (no read permission) is not locked.
+    be opened (no read permission) is not locked. Anyone who can open the
+    folder can hold its lock (another user, on a shared /tmp): the wait is
+    bounded (LOCK_WAIT) and ends at a stop signal, with LockBusy naming the holder.
     """
     try:
         fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY)
@@ -57,10 +79,62 @@ def folder_lock(path, shared=False):
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        _take(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX, os.path.dirname(os.path.abspath(path)))
         yield
     finally:
         os.close(fd)  # lets go of the lock
+
+
+def _take(fd, operation, folder):
+    """flock(fd, operation), waiting at most LOCK_WAIT; the wait a thread's, so that this one sees stops."""
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    taken = threading.Event()
+    # A thread blocked in flock, as /proc/locks shows a waiter. Given up on, it still holds the
+    # open file, so a lock it gets later is let go as soon as its call returns.
+    threading.Thread(target=lambda: (fcntl.flock(fd, operation), taken.set()), daemon=True).start()
+    deadline = time.monotonic() + LOCK_WAIT
+    while not taken.wait(LOCK_POLL):  # a stop signal's handler runs between the waits
+        noted = getattr(signal.getsignal(signal.SIGINT), "noted", None)  # a stop held by signals_held
+        if noted:
+            name = signal.Signals(noted[0]).name
+            raise LockBusy(f"stopped ({name}) while waiting for the lock on {folder}, held by {lock_holder(fd)}",
+                           noted.pop(0))
+        if time.monotonic() > deadline:
+            raise LockBusy(f"the lock on {folder} is held by {lock_holder(fd)} for more than {LOCK_WAIT} s "
+                           "(anyone who can open a folder can lock it): save to a folder of your own")
+
+
+def lock_holder(fd):
+    """'process PID (user NAME)' holding a flock on fd's file, from /proc/locks; else 'another process'."""
+    info = os.fstat(fd)
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "another process"
+    for line in lines:
+        words = line.split()
+        if "->" not in words and len(words) >= 6 and words[1] == "FLOCK" and words[5] == device:
+            pid = words[4]
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    uid = int(next(l for l in f if l.startswith("Uid:")).split()[1])
+                return f"process {pid} (user {_user(uid)})"
+            except (OSError, StopIteration, ValueError):
+                return f"process {pid}"  # in another PID namespace, or gone
+    return "another process"
+
+
+def _user(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def path_problem(path, encoding=False):
@@ -118,28 +192,89 @@ def read_regular(path, limit):
 def check_writable(path, *others):
     """Raise CannotWrite unless path (and each of others) can be written as a new regular file.
 
-    Tries exactly the names a save creates: a temporary file beside each
-    path, made and removed. An existing path must be a regular file: a save
-    replaces it, and a device node or a folder is not to be replaced.
+    Tries exactly what a save does: a temporary file beside each path, made
+    under the umask, opened again by name for writing and reading (as MXNet's
+    and matplotlib's writers and the read-back do), then removed. An
+    existing path must be one a rename can
+    replace: a regular file, not a mount point, not another user's in a sticky
+    folder (/tmp).
     """
     for p in (path, *others):
         if problem := path_problem(p, encoding=True):
             raise CannotWrite(problem)
     for p in (path, *others):
-        if os.path.lexists(p) and not os.path.isfile(p):
-            kind = "a directory" if os.path.isdir(p) else "not a regular file"
-            raise CannotWrite(f"{p} is {kind}")
+        if os.path.lexists(p):
+            if problem := replace_problem(p):
+                raise CannotWrite(problem)
         check_folder(os.path.dirname(os.path.abspath(p)), create=False, probe=temp_name(p))
+
+
+def replace_problem(path):
+    """Why os.replace cannot put a new file at the existing path, in words, or None."""
+    if not os.path.isfile(path):
+        kind = "a directory" if os.path.isdir(path) else "not a regular file"
+        return f"{path} is {kind}"
+    if os.path.abspath(path) in mount_points():
+        return f"{path} is a mount point (a bind mount), which a rename cannot replace"
+    folder = os.path.dirname(os.path.abspath(path))
+    info, there = os.lstat(path), os.stat(folder)
+    me = os.geteuid()
+    if there.st_mode & stat.S_ISVTX and me != 0 and me not in (info.st_uid, there.st_uid):
+        return (f"{path} belongs to user {_user(info.st_uid)}, in the sticky folder {folder} (as /tmp is), "
+                "where only its owner may replace it: choose another name")
+    return None
+
+
+def check_replaceable(*paths):
+    """Raise OSError unless each existing path can still be replaced by a rename, checked again
+    under the lock just before writing: the run's pre-check was before training, and much may
+    change in between (a folder made at the name). So no rename of a pair happens without the other."""
+    for path in paths:
+        if os.path.lexists(path) and (problem := replace_problem(path)):
+            raise OSError(problem)
+
+
+def mount_points():
+    """The mount points of this process's mount namespace, from /proc/self/mountinfo."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return set()
+    unescape = lambda text: re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+    return {unescape(line.split()[4]) for line in lines if len(line.split()) > 4}
+
+
+def umask():
+    """This process's umask, read without changing it (/proc/self/status), else by setting it back."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_says(bits):
+    """The words that name the umask when it takes away the owner's `bits` (stat's S_IRUSR ...), else ''."""
+    mask = umask()
+    return f" (umask {mask:04o} takes them from what it makes)" if mask & bits and os.geteuid() != 0 else ""
 
 
 def check_folder(folder, create=True, probe=None):
     """Raise CannotWrite unless files can be created in folder.
 
     With create, a missing folder is fine if its nearest existing ancestor is
-    writable: nothing is created here, so a run that fails later leaves no trace.
-    The check creates and removes a file, `probe` if given (a name the caller
-    will use), else a temporary name: permission bits say nothing for root or
-    on a read-only mount.
+    writable and the umask lets its owner write into the folders it makes:
+    nothing is created here, so a run that fails later leaves no trace.
+    The check creates a file, `probe` if given (a name the caller will use),
+    else a temporary name, under the umask, opens it again for writing and
+    reading, and removes it: permission bits say nothing for root or on a
+    read-only mount.
     """
     if problem := path_problem(folder):
         raise CannotWrite(problem)
@@ -151,13 +286,21 @@ def check_folder(folder, create=True, probe=None):
         raise CannotWrite(f"{existing} does not exist")
     if not os.path.isdir(existing):
         raise CannotWrite(f"{existing} is not a directory")
+    if existing != folder and (says := umask_says(stat.S_IWUSR | stat.S_IXUSR)):
+        raise CannotWrite(f"{folder} would be made without write and search permission for you{says}")
     probe = probe or temp_name(os.path.join(existing, "linreg"))
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # as write_temp makes it
     except OSError as e:
         raise CannotWrite(f"cannot create {probe}: {e.strerror}") from None
     os.close(fd)
-    os.remove(probe)
+    try:
+        os.close(os.open(probe, os.O_RDWR))
+    except OSError as e:
+        says = umask_says(stat.S_IRUSR | stat.S_IWUSR) if e.errno == errno.EACCES else ""
+        raise CannotWrite(f"cannot write to {probe} once made: {e.strerror}{says}") from None
+    finally:
+        os.remove(probe)
 
 
 def write_temp(path, write, check):
@@ -188,9 +331,18 @@ def write_temp(path, write, check):
 
 
 def commit(renames):
-    """os.replace each (tmp, path) in order, then fsync their folders so the renames last."""
-    for tmp, path in renames:
-        os.replace(tmp, path)
+    """os.replace each (tmp, path) in order, then fsync their folders so the renames last.
+
+    A rename that fails leaves no temporary file: its own and the ones after it are removed.
+    """
+    for i, (tmp, path) in enumerate(renames):
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            for left, _ in renames[i:]:
+                with contextlib.suppress(OSError):
+                    os.remove(left)
+            raise
     for folder in {os.path.dirname(os.path.abspath(path)) for _, path in renames}:
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -206,5 +358,7 @@ def atomic_write(path, write, check=lambda data: None):
     sees the old file or the new one, never a part. SIGINT, SIGTERM and
     SIGHUP wait until it is done.
     """
-    with signals_held():
+    with signals_held(), folder_lock(path):
+        sweep_temps(path)
+        check_replaceable(path)
         commit([(write_temp(path, write, check), path)])

@@ -96,14 +96,50 @@ def mxnet_threads(environ=os.environ):
     return main + workers + priority + omp_team + second_device
 
 
+def user_tasks(uid):
+    """Threads of every process whose real user is uid: what RLIMIT_NPROC counts."""
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        text = _read(f"/proc/{pid}/status") or ""
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)]:
+            count += int(fields.get("Threads", "1").strip() or 1)
+    return count
+
+
+def system_tasks():
+    """Threads running on the whole system (the fourth field of /proc/loadavg, "running/total")."""
+    words = (_read("/proc/loadavg") or "").split()
+    return int(words[3].split("/")[1]) if len(words) > 3 and "/" in words[3] else 0
+
+
+def task_rooms():
+    """(threads or processes still allowed, what allows them) for each limit on new tasks that applies."""
+    rooms = []
+    if (room := cgroup_headroom("pids")) is not None:
+        rooms.append((room, f"the pids cgroup allows {room} more threads or processes (raise pids.max)"))
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    if soft != resource.RLIM_INFINITY and os.geteuid() != 0:  # root is exempt
+        running = user_tasks(os.getuid())
+        rooms.append((max(0, soft - running), f"ulimit -u allows {soft} processes and threads to this user, "
+                      f"and {running} run (raise it: ulimit -u, nproc in limits.conf)"))
+    running = system_tasks()
+    for name, what in (("threads-max", "threads"), ("pid_max", "process IDs, one a thread")):
+        text = _read(f"/proc/sys/kernel/{name}")
+        if text and text.isdigit() and running:
+            rooms.append((max(0, int(text) - running), f"the system has {text} {what} (kernel.{name}), "
+                          f"and {running} threads run"))
+    return rooms
+
+
 def task_problem(environ=os.environ):
-    """One line if the pids cgroup leaves too few tasks for MXNet's threads, else None."""
-    room = cgroup_headroom("pids")
+    """One line if a limit on tasks leaves too few for MXNet's threads, else None."""
     needed = mxnet_threads(environ) - _status("Threads")
-    if room is not None and room < needed:
-        return (f"the pids cgroup allows {room} more threads or processes, and mxnet starts about {needed} "
-                f"(threads: OMP_NUM_THREADS, MXNET_CPU_WORKER_NTHREADS, MXNET_CPU_PRIORITY_NTHREADS); "
-                "raise pids.max or set OMP_NUM_THREADS lower")
+    short = [(room, what) for room, what in task_rooms() if room < needed]
+    if short:
+        room, what = min(short)
+        return (f"{what}; mxnet starts about {needed} threads (OMP_NUM_THREADS, MXNET_CPU_WORKER_NTHREADS, "
+                "MXNET_CPU_PRIORITY_NTHREADS): set OMP_NUM_THREADS lower, or allow more")
     return None
 
 

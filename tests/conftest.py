@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 from hypothesis import settings
@@ -12,7 +13,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from linreg import gluon, scratch
 from linreg.config import GLUON, SCRATCH
 
-from .helpers import default_signals
+from .helpers import User, default_signals
 
 DEFAULTS = {scratch: SCRATCH, gluon: GLUON}
 
@@ -101,3 +102,39 @@ def children():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def normal_user():
+    """A user of this machine that is not root, as a User; removed at the end of the session.
+
+    Run as root, the fixture makes one with useradd (and userdel removes it, with any process
+    left to it): root is exempt from ulimit -u, ignores the umask's and sticky folders' refusals,
+    and shares no folder with another user. Run as a normal user, it is that user.
+    """
+    if os.geteuid() != 0:
+        yield User(None, os.getuid(), os.getgid())
+        return
+    for tool in ("useradd", "userdel", "setpriv"):
+        if shutil.which(tool) is None:
+            if os.environ.get("CI"):
+                pytest.fail(f"CI must run the tests of a normal user, but there is no {tool} here")
+            pytest.skip(f"no {tool} here to make a normal user with")
+    name = f"linreg-t{os.getpid()}"
+    for _ in range(50):  # several pytest workers at once: useradd refuses while /etc/passwd is locked
+        made = subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
+                               "/usr/sbin/nologin", "--user-group", name], capture_output=True, text=True)
+        if made.returncode != 10:  # E_PW_UPDATE: the files were locked
+            break
+        time.sleep(0.1)
+    assert made.returncode == 0, made.stderr
+    import pwd
+    entry = pwd.getpwnam(name)
+    try:
+        yield User(name, entry.pw_uid, entry.pw_gid)
+    finally:
+        subprocess.run(["pkill", "-KILL", "-U", str(entry.pw_uid)], capture_output=True)
+        for _ in range(50):
+            if subprocess.run(["userdel", name], capture_output=True).returncode != 10:
+                break
+            time.sleep(0.1)

@@ -241,3 +241,34 @@ def stamp(python, version, digest=None, root=ROOT_PATH):
 # frame is one octet of length (flags and body), the flags, the body. An empty identity frame, then
 # one frame whose body protobuf cannot parse: a varint that never ends.
 JUNK = b"\x01\x00" + b"\x11\x00" + b"\xff" * 16
+
+
+# A normal user ------------------------------------------------------------------------
+
+class User:
+    """A user that is not root (conftest's normal_user): name (None: this process's own), uid, gid."""
+
+    def __init__(self, name, uid, gid):
+        self.name, self.uid, self.gid = name, uid, gid
+
+    def command(self, argv):
+        """argv, run as this user. The interpreter and checkout may sit under root's 0700 home, so
+        the user may read and search any folder (CAP_DAC_READ_SEARCH, and no other capability):
+        writing, ulimit -u, the umask and sticky folders bind it as they bind any user."""
+        if self.name is None:
+            return list(argv)
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+                "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", *argv]
+
+    def run(self, argv, home, **kwargs):
+        """subprocess.run of argv as this user, with HOME a folder it may write (matplotlib's cache)."""
+        kwargs.setdefault("env", os.environ)
+        env = {**kwargs.pop("env"), "HOME": str(home), "MPLCONFIGDIR": str(home / ".mpl")}
+        return subprocess.run(self.command(argv), env=env, capture_output=True, text=True,
+                              timeout=kwargs.pop("timeout", 120), cwd=kwargs.pop("cwd", ROOT), **kwargs)
+
+
+def waiting_for_a_lock(pid):
+    """True while pid waits for a flock (a "->" line of /proc/locks)."""
+    with open("/proc/locks") as f:
+        return any("->" in line and f" {pid} " in f" {line} ".replace(":", " ") for line in f)

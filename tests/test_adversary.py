@@ -18,7 +18,7 @@ from numpy.testing import assert_allclose
 from linreg import checkpoint, gluon, predict, scratch
 from linreg.checkpoint import CheckpointError
 
-from .helpers import ROOT, run_main, default_signals, closed_pipe, with_closed
+from .helpers import ROOT, run_main, default_signals, closed_pipe, waiting_for_a_lock, with_closed
 
 
 PAGE = 4096  # tmpfs allocates whole pages
@@ -251,12 +251,6 @@ def test_a_sparse_terabyte_is_refused_before_it_is_read_and_replaced_by_a_save(t
     assert checkpoint.read(str(path))[0] == "scratch"
 
 
-def waiting_for_a_lock(pid):
-    """True while pid waits for a flock (a "->" line of /proc/locks)."""
-    with open("/proc/locks") as f:
-        return any("->" in line and f" {pid} " in f" {line} ".replace(":", " ") for line in f)
-
-
 def test_two_saves_at_once_leave_the_later_pair_whole(tmp_path):
     path = tmp_path / "m.params"
     train_and_save(gluon, path)
@@ -291,6 +285,26 @@ def test_two_saves_at_once_leave_the_later_pair_whole(tmp_path):
     found, w, b = checkpoint.read(str(path))
     assert found == "scratch" and list(w) == [np.float32(v) for v in printed["w"]] and b == np.float32(printed["b"])
     assert temps(tmp_path) == []
+
+
+def test_a_rename_that_fails_between_the_two_leaves_no_temporary_file(tmp_path):
+    # After the sidecar's rename, a folder takes the parameters' name (a race no check can close):
+    # the rename fails, the run says so (exit 1), and the temporary parameters are removed.
+    path = tmp_path / "m.params"
+    proc = subprocess.Popen([sys.executable, "-c", PAUSING_SAVE.format(impl="gluon"), "--quiet", "--epochs", "1",
+                             "--save", str(path)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
+    for line in proc.stderr:
+        if line.strip() == "STAGE rename m.params":
+            path.mkdir()
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        if line.strip() == "STAGE rename m.params":
+            break
+    proc.stdin.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1 and err.endswith(f"cannot write {path}: Is a directory\n"), err
+    assert temps(tmp_path) == [] and sorted(os.listdir(tmp_path)) == ["m.params", "m.params.json"]
 
 
 # Crafted files --------------------------------------------------------------------
