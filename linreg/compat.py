@@ -191,34 +191,65 @@ def fork_dataloader_workers(mxnet):
         mxnet.gluon.data.dataloader.multiprocessing = ForkingMultiprocessing(multiprocessing)
 
 
-# Variables mxnet 1.9.1 reads as C ints when its engine starts (dmlc::GetEnv),
-# on a C++ thread: a value it cannot parse aborts the process (SIGABRT), one
-# below the least it can take aborts or hangs. name -> that least.
-THREAD_VARIABLES = {
+# Variables mxnet 1.9.1 reads as numbers, and the least each takes. Its C++ reads
+# them with dmlc::GetEnv (a value it cannot parse is an MXNetError, or, on an
+# engine thread, SIGABRT), its Python with int() (a ValueError traceback); below
+# the least it aborts, hangs or divides by zero (MXNET_CPU_TEMP_COPY=0: SIGFPE).
+# name -> least.
+NUMBER_VARIABLES = {
     "OMP_NUM_THREADS": 1,  # libgomp calls 0 invalid
     "MXNET_OMP_MAX_THREADS": 0,
     "MXNET_CPU_WORKER_NTHREADS": 1,
     "MXNET_CPU_PRIORITY_NTHREADS": 1,
+    "MXNET_CPU_TEMP_COPY": 1,
+    "MXNET_SUBGRAPH_VERBOSE": 0,
+    "MXNET_UPDATE_ON_KVSTORE": 0,  # the rest: Python's int()
+    "MXNET_ENABLE_CYTHON": 0,
+    "MXNET_ENFORCE_CYTHON": 0,
+    "MXNET_OPTIMIZER_AGGREGATION_SIZE": 0,
+    "MXNET_UPDATE_AGGREGATION_SIZE": 0,
 }
+# Read by dmlc::GetEnv as a bool: true, false, 1 or 0, in any case.
+BOOLEAN_VARIABLES = ("MXNET_ENGINE_INFO", "MXNET_MKLDNN_ENABLED")
+BOOLEANS = ("true", "false", "1", "0")
 ENGINES = ("NaiveEngine", "ThreadedEngine", "ThreadedEnginePerDevice")  # MXNET_ENGINE_TYPE's values
+# Read as text, where no value can abort it: where its data sets are kept and fetched from.
+TEXT_VARIABLES = ("MXNET_HOME", "MXNET_GLUON_REPO")
+CHECKED = (*NUMBER_VARIABLES, *BOOLEAN_VARIABLES, "MXNET_ENGINE_TYPE", *TEXT_VARIABLES)
 
 
 def check_environment(environ=os.environ):
-    """Raise Unavailable for a thread count or engine mxnet would abort on, naming the variable."""
-    for name, least in THREAD_VARIABLES.items():
+    """Raise Unavailable for a value of a variable mxnet would fail on, naming the variable."""
+    for name, least in NUMBER_VARIABLES.items():
         text = (environ.get(name) or "").strip()  # empty: unset, as mxnet reads it
         if not text:
             continue
         if not re.fullmatch(r"[+-]?[0-9]+", text) or not -2**31 <= int(text) < 2**31:
-            raise Unavailable(f"{name}={environ[name]!r} is not a whole number; mxnet 1.9.1 aborts on "
-                              "anything else: set a number such as 2, or unset it")
+            raise Unavailable(f"{name}={environ[name]!r} is not a whole number; mxnet 1.9.1 fails on "
+                              "anything else: set a whole number, or unset it")
         if int(text) < least:
             raise Unavailable(f"{name}={environ[name]!r}: mxnet 1.9.1 needs at least {least} "
                               "(it aborts or hangs on less): set a number such as 2, or unset it")
+    for name in BOOLEAN_VARIABLES:
+        text = (environ.get(name) or "").strip()
+        if text and text.lower() not in BOOLEANS:
+            raise Unavailable(f"{name}={environ[name]!r} is not a boolean; mxnet 1.9.1 fails on "
+                              f"anything but {', '.join(BOOLEANS)}: set one, or unset it")
     engine = environ.get("MXNET_ENGINE_TYPE")
     if engine and engine not in ENGINES:
         raise Unavailable(f"MXNET_ENGINE_TYPE={engine!r} is no engine of mxnet 1.9.1: "
                           f"one of {', '.join(ENGINES)}, or unset it")
+
+
+def set_aside_unchecked(environ=os.environ):
+    """Remove every MXNET_* variable linreg does not check from environ; return them as NAME=value.
+
+    mxnet 1.9.1 reads some seventy, many of which abort it on a value it cannot parse (a
+    learner's copy from an old post), and some change the numbers or the library loaded
+    (MXNET_LIBRARY_PATH): a linreg command runs without them, and says so.
+    """
+    aside = sorted(name for name in environ if name.startswith("MXNET_") and name not in CHECKED)
+    return [f"{name}={environ.pop(name)}" for name in aside]
 
 
 # The kernels. Which code computes a sum depends on the CPU unless it is fixed:
@@ -446,22 +477,34 @@ def install_hook():
 # launcher itself) ignores DMLC_ROLE; Python started otherwise (a script,
 # pytest, a notebook) gets mxnet's own behaviour.
 ROLE_MODULES = {"linreg.gluon", None}
-_VALUED_OPTIONS = {"-W", "-X", "--check-hash-based-pycs"}  # python options whose value is the next word
+_VALUED = "WX"  # python's one-letter options whose value follows (in the same word, or the next)
 
 
 def entry_module():
-    """The module `python -m MODULE` runs, from the interpreter's own command line; else None."""
+    """The module `python -m MODULE` runs, from the interpreter's own command line; else None.
+
+    One-letter options may share a word, as Python reads them: `-um mod`, `-Im mod`, `-Wdm mod`.
+    """
     argv = getattr(sys, "orig_argv", [])
     words = iter(argv[1:])
     for word in words:
-        if word == "-m":
-            return next(words, None)
-        if word.startswith("-m"):
-            return word[2:]
-        if word in _VALUED_OPTIONS:
+        if word == "--check-hash-based-pycs":
             next(words, None)
-        elif word == "-c" or word == "-" or not word.startswith("-"):
-            return None  # a command, stdin or a script
+            continue
+        if word.startswith("--"):
+            continue  # --help, --version: no module runs; the others take no value
+        if word == "-" or not word.startswith("-"):
+            return None  # stdin or a script
+        for i, letter in enumerate(word[1:], 1):
+            rest = word[i + 1:]
+            if letter == "m":
+                return rest or next(words, None)
+            if letter == "c":
+                return None  # a command
+            if letter in _VALUED:
+                if not rest:
+                    next(words, None)
+                break
     return None
 
 
@@ -490,6 +533,10 @@ def load_mxnet():
             trouble = dmlc.problem(os.environ) or dmlc.port_problem(os.environ)
             if trouble:
                 raise Unavailable(trouble)
+        aside = set_aside_unchecked()
+        if aside:
+            say(f"linreg: set aside {', '.join(aside)}: mxnet variables linreg does not check, which can "
+                "abort mxnet 1.9.1 or change its numbers (docs/errors.md)")
         prepare()
         if entry_module() in BLAS_MODULES:
             trouble = cpu_problem(cpu_features())

@@ -136,6 +136,17 @@ def test_a_role_left_in_the_shell_is_ignored_where_no_role_is_taken(role, module
     assert proc.returncode == (2 if "predict" in module[0] else 0), proc.stderr
 
 
+@pytest.mark.parametrize("flags", [["-u", "-m"], ["-um"], ["-Im"], ["-Wd", "-Bm"], ["-Wdefault", "-m"]],
+                         ids=" ".join)
+def test_a_role_left_in_the_shell_is_ignored_whatever_pythons_flags(flags):
+    # Python's one-letter flags share a word (-um is -u -m): read as Python reads them, or a
+    # stale DMLC_ROLE made `python -um linreg.predict` a scheduler waiting for its cluster.
+    env = {**os.environ, **GOOD, "DMLC_ROLE": "scheduler"}
+    proc = subprocess.run([sys.executable, *flags, "linreg.predict", "x.params", "--x", "1,2"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "x.params does not exist" in proc.stderr, proc.stderr
+
+
 @settings(max_examples=6, deadline=None)
 @given(st.fixed_dictionaries({"DMLC_ROLE": st.sampled_from(dmlc.ROLES)},
                              optional={k: v for k, v in VALUES.items() if k != "DMLC_ROLE"}))

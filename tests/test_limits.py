@@ -7,6 +7,7 @@ MXNet itself: each limit below made an unchecked run abort, hang or be killed.
 """
 
 import contextlib
+import json
 import os
 import resource
 import subprocess
@@ -80,6 +81,14 @@ def one_line(proc, code, *says):
     ("MXNET_CPU_PRIORITY_NTHREADS", "0", "needs at least 1"),
     ("MXNET_OMP_MAX_THREADS", "-1", "needs at least 0"),  # SIGABRT
     ("MXNET_ENGINE_TYPE", "Threaded", "is no engine of mxnet 1.9.1"),
+    # Copied from old posts (issue 31); unchecked each ended as its comment says.
+    ("MXNET_CPU_TEMP_COPY", "0", "needs at least 1"),  # SIGFPE, silent, in every command
+    ("MXNET_CPU_TEMP_COPY", "abc", "is not a whole number"),  # MXNetError traceback
+    ("MXNET_ENGINE_INFO", "yes", "is not a boolean"),  # MXNetError traceback
+    ("MXNET_UPDATE_ON_KVSTORE", "true", "is not a whole number"),  # int()'s ValueError
+    ("MXNET_ENABLE_CYTHON", "abc", "is not a whole number"),
+    ("MXNET_ENFORCE_CYTHON", "yes", "is not a whole number"),
+    ("MXNET_OPTIMIZER_AGGREGATION_SIZE", "abc", "is not a whole number"),
 ])
 def test_a_thread_variable_mxnet_aborts_on_is_one_line(name, value, says):
     proc = subprocess.run([sys.executable, "-m", "linreg.scratch", "--epochs", "1"], cwd=ROOT,
@@ -95,6 +104,29 @@ def test_what_mxnet_takes_is_taken(env):
     proc = subprocess.run([sys.executable, "-m", "linreg.scratch", "--epochs", "1", "--quiet"], cwd=ROOT,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "w[0]" in proc.stdout and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_variable_mxnet_fails_on_is_one_line_in_predict_too(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "linreg.predict", str(tmp_path / "m.params"), "--x", "1,2"],
+                          cwd=ROOT, env={**os.environ, "MXNET_CPU_TEMP_COPY": "0"}, capture_output=True, text=True,
+                          timeout=120)
+    one_line(proc, 2, "linreg: MXNET_CPU_TEMP_COPY='0': mxnet 1.9.1 needs at least 1")
+
+
+def test_mxnet_variables_linreg_does_not_check_are_set_aside_with_a_notice():
+    # Each of these, unchecked: an MXNetError traceback, a SIGFPE, a library other than the one checked.
+    unchecked = {"MXNET_EXEC_BULK_EXEC_TRAIN": "abc", "MXNET_KVSTORE_BIGARRAY_BOUND": "x",
+                 "MXNET_LIBRARY_PATH": "/nowhere/libmxnet.so"}
+    runs = [subprocess.run([sys.executable, "-m", "linreg.gluon", "--epochs", "1", "--json"], cwd=ROOT,
+                           env={**os.environ, **extra}, capture_output=True, text=True, timeout=120)
+            for extra in (unchecked, {})]
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr
+    assert runs[0].stderr == ("linreg: set aside MXNET_EXEC_BULK_EXEC_TRAIN=abc, MXNET_KVSTORE_BIGARRAY_BOUND=x, "
+                              "MXNET_LIBRARY_PATH=/nowhere/libmxnet.so: mxnet variables linreg does not check, which "
+                              "can abort mxnet 1.9.1 or change its numbers (docs/errors.md)\n")
+    same = lambda proc: {k: v for k, v in json.loads(proc.stdout).items() if k != "train_seconds"}
+    assert same(runs[0]) == same(runs[1])
 
 
 # Tasks (pids cgroup) --------------------------------------------------------------
