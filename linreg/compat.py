@@ -171,7 +171,19 @@ class ForkingMultiprocessing:
     def __init__(self, module):
         self._module = module
         self._fork = module.get_context("fork")
-        self.Pool, self.Process = self._fork.Pool, self._fork.Process
+        self.Process = self._fork.Process
+
+    def Pool(self, *args, **kwargs):
+        """The fork context's Pool, its workers sharing this process's temporary folder.
+
+        A worker hands each batch over as a file descriptor (multiprocessing.reduction.DupFd),
+        which listens on a socket in multiprocessing's temporary folder, /tmp/pymp-*. Made in
+        a worker, that folder was left behind when the pool was terminated (SIGTERM, no exit
+        handlers); made here first, the workers inherit it, and this process's exit removes it.
+        """
+        from multiprocessing import util
+        util.get_temp_dir()
+        return self._fork.Pool(*args, **kwargs)
 
     def get_context(self, method=None):
         return self._fork if method is None else self._module.get_context(method)

@@ -141,7 +141,10 @@ def write_all(stream, text):
         stream.write(text)
         return
     stream.flush()  # what the stream still holds goes first
-    data = memoryview(text.encode(stream.encoding or "utf-8", stream.errors or "strict"))
+    # What the stream's encoding cannot hold (PYTHONIOENCODING=ascii, and "ŷ") is written as
+    # Python writes it to stderr, \u0177, rather than lost with the rest of the output.
+    errors = stream.errors if stream.errors not in (None, "strict") else "backslashreplace"
+    data = memoryview(text.encode(stream.encoding or "utf-8", errors))
     while data:
         try:
             data = data[os.write(fd, data):]

@@ -42,17 +42,60 @@ def cluster_env(role, num_workers, num_servers, port=PORT, scheduler=LOOPBACK, h
     } | ({"PORT": str(node_port)} if node_port else {})
 
 
+def ipv4_addresses():
+    """{interface: [its IPv4 addresses]} of this machine (getifaddrs(3)); an interface without one is absent."""
+    import ctypes
+    import ctypes.util
+
+    class Sockaddr(ctypes.Structure):
+        _fields_ = [("family", ctypes.c_ushort), ("port", ctypes.c_ushort), ("addr", ctypes.c_ubyte * 4)]
+
+    class Ifaddrs(ctypes.Structure):
+        pass
+    Ifaddrs._fields_ = [("next", ctypes.POINTER(Ifaddrs)), ("name", ctypes.c_char_p), ("flags", ctypes.c_uint),
+                        ("addr", ctypes.POINTER(Sockaddr))]
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    head = ctypes.POINTER(Ifaddrs)()
+    if libc.getifaddrs(ctypes.byref(head)) != 0:
+        return {}
+    found = {}
+    try:
+        entry = head
+        while entry:
+            item = entry.contents
+            if item.addr and item.addr.contents.family == socket.AF_INET:
+                found.setdefault(item.name.decode(errors="replace"), []).append(
+                    socket.inet_ntoa(bytes(item.addr.contents.addr)))
+            entry = item.next
+    finally:
+        libc.freeifaddrs(head)
+    return found
+
+
+def reach_problem(scheduler, host):
+    """Why the other hosts could not reach this one, or it the scheduler, from the addresses alone; or None."""
+    for name, address in (("--scheduler", scheduler), ("--host", host)):
+        if ipaddress.IPv4Address(address).is_unspecified:
+            return f"{name} {address} is no address another process can reach: give the host's own address"
+    if ipaddress.IPv4Address(host).is_loopback != ipaddress.IPv4Address(scheduler).is_loopback:
+        return (f"--host {host} and --scheduler {scheduler}: a loopback address is reached from its own host "
+                "alone, so both are loopback (one host) or neither is")
+    return None
+
+
 def check_here(host, interface):
-    """Raise ValueError unless interface exists here and host is an address of this machine."""
+    """Raise ValueError unless interface exists here and host is one of its IPv4 addresses."""
     try:
         socket.if_nametoindex(interface)
     except (OSError, ValueError):  # ValueError: a NUL in the name
         raise ValueError(f"no interface {interface!r} on this machine") from None
-    with socket.socket() as s:
-        try:
-            s.bind((host, 0))
-        except OSError:
-            raise ValueError(f"{host} is not an address of this machine") from None
+    addresses = ipv4_addresses()
+    if interface not in addresses:
+        raise ValueError(f"the interface {interface} has no IPv4 address, and ps-lite takes only IPv4")
+    if host not in addresses[interface]:
+        elsewhere = [name for name, found in addresses.items() if host in found]
+        raise ValueError(f"{host} is not an address of {interface} ({', '.join(addresses[interface])})"
+                         + (f"; it is {elsewhere[0]}'s" if elsewhere else ", nor of this machine"))
 
 
 # What a cluster takes, for the flags of linreg.launch and linreg.recipe and the variables alike.
@@ -100,6 +143,14 @@ def _interface(value):
         socket.if_nametoindex(value)
     except (OSError, ValueError):
         return "an interface of this machine (ip link lists them)"
+    if value not in ipv4_addresses():
+        return "an interface with an IPv4 address (ps-lite takes only IPv4; ip -4 addr lists them)"
+    return None
+
+
+def _node_host(value):
+    if not valid_address(value) or ipaddress.IPv4Address(value).is_unspecified:
+        return "this host's IPv4 address, as the other hosts reach it"
     return None
 
 
@@ -123,7 +174,7 @@ CHECKS = {  # variable: what it must be, as a function of its value (None: fine)
     "DMLC_PS_ROOT_PORT": _port,
     "DMLC_NUM_WORKER": _count,
     "DMLC_NUM_SERVER": _count,
-    "DMLC_NODE_HOST": _address,  # optional
+    "DMLC_NODE_HOST": _node_host,  # optional
     "DMLC_INTERFACE": _interface,  # optional
     "PORT": _port,  # optional: the port ps-lite binds for a server or worker (linreg.recipe --node-port)
     WAIT_VARIABLE: _wait,  # optional, as the next

@@ -25,7 +25,7 @@ import threading
 import time
 
 from . import keeper
-from .console import EXIT_FAILED, EXIT_TIMEOUT, EXIT_USAGE, Parser, exit_code, fail, say
+from .console import EXIT_FAILED, EXIT_TIMEOUT, EXIT_USAGE, Parser, exit_code, fail, say, write_all
 from .signals import note_stop_signals
 from .dmlc import LOOPBACK as HOST
 from .dmlc import MAX_PROCESSES, cluster_env, valid_count
@@ -95,7 +95,10 @@ class Cluster:
             for label, role in roles(self.num_workers, self.num_servers):
                 if self.stops:  # a stop signal while starting: start no more
                     break
-                env = {**environ, **cluster_env(role, self.num_workers, self.num_servers, port)}
+                # A child's output is the launcher's pipe, read as UTF-8, whatever encoding the
+                # caller's terminal asked of Python (PYTHONIOENCODING=ascii failed a child's "ŷ").
+                env = {**environ, **cluster_env(role, self.num_workers, self.num_servers, port),
+                       "PYTHONIOENCODING": "utf-8"}
                 child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          start_new_session=True, preexec_fn=preexec)
@@ -136,8 +139,7 @@ class Cluster:
                 if self.output_closed:
                     continue
                 try:
-                    self.out.write(f"[{label}] {line.decode(errors='replace')}")
-                    self.out.flush()
+                    write_all(self.out, f"[{label}] {line.decode(errors='replace')}")
                 except (OSError, ValueError, AttributeError):  # | head, a full stdout; None: closed
                     self.output_closed = True
 

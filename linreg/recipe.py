@@ -10,14 +10,17 @@ process of the given role on the given host, so that the recipe is generated,
 not retyped: `env $(python -m linreg.recipe ...) timeout 600 python -m
 linreg.gluon --kvstore dist_sync --fast`. Run on the host itself, it also
 checks what ps-lite gets wrong silently: that the interface exists and the
-host address belongs to this machine (--no-check to print lines for another).
+host address is one of its IPv4 addresses (--no-check to print lines for
+another). Anywhere, it refuses addresses no other host can reach: 0.0.0.0,
+and a loopback address beside a scheduler that is not one.
 `python -m linreg.launch` uses the same variables on 127.0.0.1.
 """
 
 import sys
 
 from .console import EXIT_USAGE, EXIT_WRITE, Output, Parser, fail
-from .dmlc import MAX_PROCESSES, PORT, ROLES, check_here, cluster_env, valid_address, valid_count, valid_port
+from .dmlc import (MAX_PROCESSES, PORT, ROLES, check_here, cluster_env, reach_problem, valid_address, valid_count,
+                   valid_port)
 
 def main(argv=None):
     """Parse, check, print the variables one a line."""
@@ -49,6 +52,8 @@ def main(argv=None):
         parser.error("--node-port is for a server or worker: the scheduler listens on --port")
     if not (valid_count(args.num_workers) and valid_count(args.num_servers)):
         parser.error(f"--num-workers and --num-servers must be from 1 to {MAX_PROCESSES}")
+    if problem := reach_problem(args.scheduler, args.host):
+        parser.error(problem)
     if not args.no_check:
         try:
             check_here(args.host, args.interface)

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from linreg import checkpoint, predict, scratch
@@ -89,3 +90,19 @@ def test_saved_files_follow_the_umask(tmp_path, umask, mode):
         os.umask(old)
     for name in (path, tmp_path / "model.params.json"):
         assert os.stat(name).st_mode & 0o777 == mode, name
+
+
+def test_a_long_runs_checkpoint_loads(tmp_path):
+    # A sidecar holds every step's losses: 2 million steps write about 78 MB, past the 64 MiB
+    # a fixed limit once allowed, so a run's own checkpoint could not be loaded. The losses are
+    # a real run's, repeated: the sidecar is the size such a run writes.
+    import dataclasses
+    result = scratch.train(scratch.SCRATCH.replace(epochs=1))
+    steps = 2_000_000
+    result = dataclasses.replace(result, batch_losses=result.batch_losses * (steps // len(result.batch_losses)),
+                                 moving_losses=result.moving_losses * (steps // len(result.moving_losses)))
+    path = tmp_path / "long.params"
+    checkpoint.save(str(path), result, scratch.save_params)
+    assert os.path.getsize(f"{path}.json") > 64 << 20
+    found, w, b = checkpoint.read(str(path))
+    assert found == "scratch" and list(w) == [float(np.float32(v)) for v in result.w]

@@ -120,12 +120,13 @@ print(multiprocessing.get_start_method())
 
 @pytest.mark.parametrize("first", ["linreg", "mxnet"])
 @pytest.mark.parametrize("method", ["default", "forkserver", "spawn"])
-def test_dataloader_workers_give_the_same_batches_whatever_the_start_method(method, first):
+def test_dataloader_workers_give_the_same_batches_whatever_the_start_method(method, first, tmp_path):
     if first == "mxnet":
         hook_installed()
     proc = subprocess.run([sys.executable, "-c", DATALOADER, method, first], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
+    assert os.listdir(tmp_path) == []  # no multiprocessing folder (pymp-*) left behind
     # The caller's own choice is kept: only mxnet's DataLoader forks.
     assert proc.stdout.strip() == (method if method != "default" else
                                    multiprocessing.get_all_start_methods()[0])

@@ -253,8 +253,26 @@ def test_the_fence_refuses_what_it_cannot_do_in_one_line(hosts, nft):
 
 def test_the_recipe_helper_catches_a_wrong_interface_or_address(hosts):
     base = [sys.executable, "-m", "linreg.recipe", "worker", "--scheduler", hosts.address("a"), "-n", "2"]
-    for wrong, message in ((["--host", hosts.address("b"), "--interface", "eth-a"], "no interface 'eth-a'"),
-                           (["--host", hosts.address("a"), "--interface", "eth-b"], "is not an address of this")):
-        proc = subprocess.run(["ip", "netns", "exec", hosts.namespace("b"), *base, *wrong], cwd=ROOT,
-                              capture_output=True, text=True, timeout=RUN_BOUND)
-        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1
+    b = hosts.address("b")
+    subprocess.run(["ip", "-n", hosts.namespace("b"), "link", "add", "nov4", "type", "veth", "peer", "name", "nov4-peer"], check=True)
+    try:
+        for wrong, message in (
+                (["--host", b, "--interface", "eth-a"], "no interface 'eth-a'"),
+                (["--host", hosts.address("a"), "--interface", "eth-b"],
+                 f"{hosts.address('a')} is not an address of eth-b ({b}), nor of this machine"),
+                (["--host", b, "--interface", "lo"], f"{b} is not an address of lo (127.0.0.1); it is eth-b's"),
+                (["--host", "0.0.0.0", "--interface", "eth-b"], "--host 0.0.0.0 is no address another process"),
+                (["--host", "127.0.0.1", "--interface", "lo"], "a loopback address is reached from its own host alone"),
+                (["--host", b, "--interface", "nov4"], "the interface nov4 has no IPv4 address")):
+            proc = subprocess.run(["ip", "netns", "exec", hosts.namespace("b"), *base, *wrong], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=RUN_BOUND)
+            assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+        # Set by hand, an interface without an IPv4 address: one line before any socket (unchecked, a traceback).
+        env = {**os.environ, **cluster_env("worker", 1, 1, PORTS[0], hosts.address("a"), b, "nov4")}
+        proc = subprocess.run(["ip", "netns", "exec", hosts.namespace("b"), sys.executable, "-m", "linreg.gluon",
+                               "--kvstore", "dist_sync"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=RUN_BOUND)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "DMLC_INTERFACE='nov4' is not an interface with an IPv4 address" in proc.stderr
+    finally:
+        subprocess.run(["ip", "-n", hosts.namespace("b"), "link", "del", "nov4"], check=True)

@@ -101,6 +101,11 @@ RECIPE = ["worker", "--scheduler", "10.0.0.1", "--host", "10.0.0.2", "--interfac
     ({"--host": "host-b"}, "--host takes an IPv4 address such as 10.0.0.1, got 'host-b'"),
     ({"--host": "::1"}, "--host takes an IPv4 address such as 10.0.0.1, got '::1'"),
     ({"worker": "client"}, "argument role: invalid choice: 'client'"),
+    # Addresses no other host can reach (issue 31), refused with --no-check too.
+    ({"--host": "0.0.0.0"}, "--host 0.0.0.0 is no address another process can reach"),
+    ({"--scheduler": "0.0.0.0"}, "--scheduler 0.0.0.0 is no address another process can reach"),
+    ({"--host": "127.0.0.1"}, "--host 127.0.0.1 and --scheduler 10.0.0.1: a loopback address is reached from its "
+                              "own host alone"),
 ])
 def test_recipe_refuses_bad_input_for_its_reason(change, says):
     argv = list(RECIPE)
@@ -119,3 +124,15 @@ def test_recipe_checks_the_interface_here():
     argv[argv.index("--interface") + 1] = "nosuchif0"
     code, out, err = run_main(recipe, argv)
     one_line(code, err, 2, "nosuchif0", "(--no-check prints the lines for another host)")
+
+
+def test_a_childs_line_the_callers_encoding_cannot_hold_does_not_stop_the_cluster():
+    # PYTHONIOENCODING=ascii, from the caller's shell: the children's output is the launcher's
+    # pipe (UTF-8), and what its own stdout cannot encode is escaped, not taken for a closed output.
+    child = "print('\u0177 \u2212 y')"
+    proc = subprocess.run([sys.executable, "-m", "linreg.launch", "-n", "1", "--", sys.executable, "-c", child],
+                          cwd=ROOT, env={**os.environ, "PYTHONIOENCODING": "ascii"}, capture_output=True,
+                          timeout=LAUNCH_BOUND)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.decode("ascii").splitlines()) == [
+        "[scheduler] \\u0177 \\u2212 y", "[server 0] \\u0177 \\u2212 y", "[worker 0] \\u0177 \\u2212 y"]
