@@ -42,6 +42,7 @@ def import_matplotlib():
     matplotlib refuses to import at all then, though these figures never use
     a backend: the bad value is dropped for this process, and can_show says so.
     """
+    private_config_dir()
     try:
         import matplotlib  # noqa: F401
         return None
@@ -51,6 +52,30 @@ def import_matplotlib():
             del sys.modules[name]
         import matplotlib  # noqa: F401, F811
         return bad
+
+
+def private_config_dir():
+    """Where the user's own folders cannot be written (HOME unwritable, a service user), give
+    matplotlib a temporary MPLCONFIGDIR of its own, removed at exit: it would make one too, but
+    say so in two lines on stderr."""
+    if "MPLCONFIGDIR" in os.environ or "matplotlib" in sys.modules:
+        return
+    home = os.path.expanduser("~")
+    for base in (os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+                 os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")):
+        folder = os.path.join(base, "matplotlib")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            writable = os.access(folder, os.W_OK)
+        except OSError:
+            writable = False
+        if not writable:
+            import atexit
+            import shutil
+            import tempfile
+            os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="linreg-matplotlib-")
+            atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], ignore_errors=True)
+            return
 
 
 def new_figure(show=False, size=SIZE):

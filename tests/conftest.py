@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -133,7 +134,12 @@ def normal_user():
     try:
         yield User(name, entry.pw_uid, entry.pw_gid)
     finally:
-        subprocess.run(["pkill", "-KILL", "-U", str(entry.pw_uid)], capture_output=True)
+        for pid in filter(str.isdigit, os.listdir("/proc")):  # anything left to it (no pkill in minbase)
+            try:
+                if os.stat(f"/proc/{pid}").st_uid == entry.pw_uid:
+                    os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
         for _ in range(50):
             if subprocess.run(["userdel", name], capture_output=True).returncode != 10:
                 break

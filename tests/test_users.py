@@ -7,12 +7,14 @@ any work (exit 2); what only shows after training (a lock another user holds, a 
 fails) ends with one line, exit 1, the printed results kept and no temporary file left.
 """
 
-import fcntl
 import os
+import pathlib
+import shutil
 import resource
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -26,15 +28,18 @@ LINE_END = "\n"
 
 
 @pytest.fixture
-def shared(tmp_path):
-    """A folder every user may write in, sticky like /tmp; (folder, a home for the user)."""
-    folder = tmp_path / "shared"
-    folder.mkdir()
-    folder.chmod(0o1777)
-    home = folder / "home"
-    home.mkdir()
-    home.chmod(0o777)
-    return folder
+def shared():
+    """A folder every user may write in, sticky like /tmp, and reached as any user reaches /tmp
+    (pytest's own folders are root's, 0700); with `home` in it, a home for the normal user."""
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="linreg-shared-"))
+    try:
+        folder.chmod(0o1777)
+        home = folder / "home"
+        home.mkdir()
+        home.chmod(0o777)
+        yield folder
+    finally:
+        shutil.rmtree(folder)
 
 
 def one_line(proc, code, *says):
@@ -236,3 +241,18 @@ def test_a_read_from_a_folder_another_user_locked_gives_up_before_training(norma
     one_line(loaded, 2, f"--load: {shared}/m.params cannot be read now: the lock on {shared} is held by "
              f"process {proc.pid}")
     assert loaded.stdout == ""
+
+
+def test_a_user_whose_home_cannot_be_written_gets_figures_and_no_notices(normal_user, shared):
+    # A service user (HOME=/nonexistent): matplotlib would make a temporary folder for its
+    # caches and say so in two lines; linreg makes it quietly, and removes it at exit.
+    temporary = shared / "tmp"
+    temporary.mkdir(mode=0o777)
+    temporary.chmod(0o777)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MPL", "XDG_"))}
+    env.update(HOME="/nonexistent", TMPDIR=str(temporary))
+    proc = subprocess.run(normal_user.command([*GLUON, "--quiet", "--plot-dir", str(shared / "figures")]),
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert sorted(os.listdir(shared / "figures")) == ["data.png", "fit.png", "loss.png"]
+    assert os.listdir(temporary) == []
