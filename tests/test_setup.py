@@ -150,6 +150,16 @@ def test_venv_sh_rebuilds_for_the_python_asked_for(tmp_path):
     assert not (venv / "kept").exists()
 
 
+def test_venv_sh_rebuilds_an_environment_whose_python_no_longer_runs_as_its_stamp_says(tmp_path):
+    # The stamp is right, but the python it names is gone (a pyenv version uninstalled, a
+    # system upgrade) or another's: trusted, every run would fail in it, and every rerun too.
+    maker = fake_python(tmp_path, "python3.13", "3.13.5")
+    venv = ready_venv(tmp_path, maker, "3.13.5")
+    (venv / "bin" / "python").write_text("#!/bin/sh\nexit 127\n")
+    proc = venv_sh(tmp_path, tmp_path / "empty", PYTHON=str(maker))
+    assert "rebuilding" in proc.stderr and not (venv / "kept").exists()
+
+
 @pytest.mark.parametrize("changed", ["setup.py", "pins.txt", "scripts/venv.sh"])
 def test_venv_sh_rebuilds_when_what_it_installs_from_changes(tmp_path, changed):
     # A copy of the three files venv.sh hashes; a venv made from them; then one of them changes.
