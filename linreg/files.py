@@ -220,7 +220,8 @@ def replace_problem(path):
     info, there = os.lstat(path), os.stat(folder)
     me = os.geteuid()
     if there.st_mode & stat.S_ISVTX and me != 0 and me not in (info.st_uid, there.st_uid):
-        return (f"{path} belongs to user {_user(info.st_uid)}, in the sticky folder {folder} (as /tmp is), "
+        like = "" if folder == "/tmp" else " (as /tmp is)"
+        return (f"{path} belongs to user {_user(info.st_uid)}, in the sticky folder {folder}{like}, "
                 "where only its owner may replace it: choose another name")
     return None
 
