@@ -93,9 +93,14 @@ def _take(fd, operation, folder):
     except BlockingIOError:
         pass
     taken = threading.Event()
-    # A thread blocked in flock, as /proc/locks shows a waiter. Given up on, it still holds the
-    # open file, so a lock it gets later is let go as soon as its call returns.
-    threading.Thread(target=lambda: (fcntl.flock(fd, operation), taken.set()), daemon=True).start()
+
+    def wait():  # blocked in flock, as /proc/locks shows a waiter
+        with contextlib.suppress(OSError):  # given up on, fd closed before the call
+            fcntl.flock(fd, operation)
+            taken.set()
+    # Given up on, the thread's call still holds the open file: a lock it gets later is let go
+    # as soon as the call returns.
+    threading.Thread(target=wait, daemon=True).start()
     deadline = time.monotonic() + LOCK_WAIT
     while not taken.wait(LOCK_POLL):  # a stop signal's handler runs between the waits
         noted = getattr(signal.getsignal(signal.SIGINT), "noted", None)  # a stop held by signals_held
@@ -194,10 +199,9 @@ def check_writable(path, *others):
 
     Tries exactly what a save does: a temporary file beside each path, made
     under the umask, opened again by name for writing and reading (as MXNet's
-    and matplotlib's writers and the read-back do), then removed. An
-    existing path must be one a rename can
-    replace: a regular file, not a mount point, not another user's in a sticky
-    folder (/tmp).
+    and matplotlib's writers and the read-back do), then removed. An existing
+    path must be one a rename can replace: a regular file, not a mount point,
+    not another user's in a sticky folder (/tmp).
     """
     for p in (path, *others):
         if problem := path_problem(p, encoding=True):
