@@ -495,7 +495,7 @@ _VALUED = "WX"  # python's one-letter options whose value follows (in the same w
 def entry_module():
     """The module `python -m MODULE` runs, from the interpreter's own command line; else None.
 
-    One-letter options may share a word, as Python reads them: `-um mod`, `-Im mod`, `-Wdm mod`.
+    One-letter options may share a word, as Python reads them: `-um mod`, `-Im mod`, `-Wd -bm mod`.
     """
     argv = getattr(sys, "orig_argv", [])
     words = iter(argv[1:])
