@@ -207,13 +207,20 @@ def port_problem(environ):
         name, host = "PORT", environ.get("DMLC_NODE_HOST", "0.0.0.0")
     else:
         return None
-    with socket.socket() as s:
+    if error := bind_error(host, _whole(environ[name])):
+        return (f"{name}={environ[name]} cannot be listened on at {host} by the {role}: {error.strerror} "
+                "(another process has it? choose another port)")
+    return None
+
+
+def bind_error(host, port, family=socket.AF_INET):
+    """The OSError binding host:port gives, as ZMQ binds (SO_REUSEADDR: TIME_WAIT is free), or None."""
+    with socket.socket(family) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((host, _whole(environ[name])))
+            s.bind((host, port))
         except OSError as e:
-            return (f"{name}={environ[name]} cannot be listened on at {host} by the {role}: {e.strerror} "
-                    "(another process has it? choose another port)")
+            return e
     return None
 
 

@@ -14,6 +14,7 @@ server's and worker's (linreg.recipe --node-port): ps-lite picks its others
 at random, which no fence can name.
 """
 
+import errno
 import re
 import shutil
 import socket
@@ -21,7 +22,7 @@ import subprocess
 import sys
 
 from .console import EXIT_USAGE, Output, Parser, fail
-from .dmlc import valid_address, valid_port
+from .dmlc import bind_error, valid_address, valid_port
 
 TABLE = "linreg_fence_{first}_{last}"  # in nftables' inet family: IPv4 and IPv6 alike
 PRIORITY = -10  # before the filter hook's usual priority (0): other rules cannot admit first
@@ -63,13 +64,9 @@ def listened(ports):
     """The first port of the range some process of this host listens on, or None."""
     for port in range(ports[0], ports[1] + 1):
         for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-            with socket.socket(family) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as ZMQ: TIME_WAIT is free
-                try:
-                    s.bind((host, port))
-                except OSError as e:
-                    if e.errno == 98:  # EADDRINUSE; no IPv6 here is not a listener
-                        return port
+            error = bind_error(host, port, family)
+            if error is not None and error.errno == errno.EADDRINUSE:  # no IPv6 here is not a listener
+                return port
     return None
 
 

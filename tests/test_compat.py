@@ -170,7 +170,7 @@ def test_a_system_without_the_library_gets_one_line_and_exit_2(soname):
         if line.strip().startswith(soname + " ")]
     if os.geteuid() != 0 or not found:
         pytest.skip("needs root and the system's " + soname)
-    hide = f'mount --bind /dev/null "$0" && exec "$@"'
+    hide = 'mount --bind /dev/null "$0" && exec "$@"'
     proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", hide, found[0],
                            sys.executable, "-m", "linreg.gluon"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
