@@ -563,16 +563,17 @@ def load_mxnet():
         role = os.environ.get("DMLC_ROLE", "worker")
         with signals_held(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            if role != "worker" and entry_module() == "linreg.gluon":
-                # Imported as a worker: linreg.member then runs the role itself, under its watch
-                # (mxnet's import would run it inside the import, beyond any signal handler).
+            # Imported as a worker, linreg.gluon's scheduler or server: linreg.member then runs the
+            # role itself, under its watch (mxnet's import would run it inside the import, beyond
+            # any signal handler).
+            hidden = role != "worker" and entry_module() == "linreg.gluon"
+            if hidden:
                 os.environ["DMLC_ROLE"] = "worker"
-                try:
-                    import mxnet
-                finally:
-                    os.environ["DMLC_ROLE"] = role
-            else:
+            try:
                 import mxnet
+            finally:
+                if hidden:
+                    os.environ["DMLC_ROLE"] = role
         fork_dataloader_workers(mxnet)
         trouble = limits.address_space_problem()
         if trouble:

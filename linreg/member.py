@@ -56,6 +56,16 @@ def _endpoint(text):
     return socket.inet_ntoa(bytes.fromhex(address)[::-1]), int(port, 16)
 
 
+def tcp_table(pid="self"):
+    """The rows of /proc/PID/net/tcp (IPv4 sockets of the network pid is in), each split in its
+    fields: local, remote, state ("01" established, "0A" listening), ..., inode; [] if unreadable."""
+    try:
+        with open(f"/proc/{pid}/net/tcp") as table:
+            return [line.split() for line in table.readlines()[1:]]
+    except OSError:
+        return []
+
+
 def connections():
     """(local, remote) endpoints of this process's established TCP connections (Linux's /proc)."""
     sockets = set()
@@ -67,11 +77,9 @@ def connections():
                 continue
             if link.startswith("socket:["):
                 sockets.add(link[8:-1])
-        with open("/proc/self/net/tcp") as table:
-            rows = [line.split() for line in table.readlines()[1:]]
     except OSError:
         return []
-    return [(_endpoint(row[1]), _endpoint(row[2])) for row in rows if row[3] == "01" and row[9] in sockets]
+    return [(_endpoint(row[1]), _endpoint(row[2])) for row in tcp_table() if row[3] == "01" and row[9] in sockets]
 
 
 class Watch:

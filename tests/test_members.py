@@ -309,15 +309,8 @@ def cluster_port(marker):
 
 def listened_by(marker, port):
     """Whether a process carrying marker listens on port, in the network it is in (its /proc/PID/net)."""
-    for pid in processes_with(marker):
-        try:
-            with open(f"/proc/{pid}/net/tcp") as table:
-                rows = [line.split() for line in table.readlines()[1:]]
-        except OSError:
-            continue
-        if any(row[3] == "0A" and int(row[1].split(":")[1], 16) == port for row in rows):
-            return True
-    return False
+    return any(row[3] == "0A" and int(row[1].split(":")[1], 16) == port
+               for pid in processes_with(marker) for row in member.tcp_table(pid))
 
 
 def test_the_launchers_cluster_is_out_of_a_strangers_reach_and_without_a_fence_it_is_not(children):
