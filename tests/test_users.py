@@ -9,6 +9,7 @@ fails) ends with one line, exit 1, the printed results kept and no temporary fil
 
 import os
 import pathlib
+import pwd
 import shutil
 import resource
 import signal
@@ -202,7 +203,7 @@ def held(normal_user, shared, children):
 
 def test_a_save_into_a_folder_another_user_locked_gives_up_and_says_who(held, tmp_path):
     shared, pid, user = held
-    who = f"process {pid} (user {user.name or os.getlogin()})" if user.name else f"process {pid}"
+    who = f"process {pid} (user {pwd.getpwuid(user.uid).pw_name})"
     proc = subprocess.run([*GLUON, "--save", str(shared / "m.params")], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 1 and "w[0]" in proc.stdout, proc.stderr
