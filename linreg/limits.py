@@ -113,17 +113,19 @@ def system_tasks():
     return int(words[3].split("/")[1]) if len(words) > 3 and "/" in words[3] else 0
 
 
-def task_rooms():
+def task_rooms(needed):
     """(threads or processes still allowed, what allows them) for each limit on new tasks that applies."""
     rooms = []
     if (room := cgroup_headroom("pids")) is not None:
         rooms.append((room, f"the pids cgroup allows {room} more threads or processes (raise pids.max)"))
-    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
-    if soft != resource.RLIM_INFINITY and os.geteuid() != 0:  # root is exempt
-        running = user_tasks(os.getuid())
-        rooms.append((max(0, soft - running), f"ulimit -u allows {soft} processes and threads to this user, "
-                      f"and {running} run (raise it: ulimit -u, nproc in limits.conf)"))
     running = system_tasks()
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    # Root is exempt; and a limit that the whole system's threads leave room under needs no count
+    # of this user's (a scan of every process's status, at every start, where Debian's default is finite).
+    if soft != resource.RLIM_INFINITY and os.geteuid() != 0 and not (running and soft - running >= needed):
+        mine = user_tasks(os.getuid())
+        rooms.append((max(0, soft - mine), f"ulimit -u allows {soft} processes and threads to this user, "
+                      f"and {mine} run (raise it: ulimit -u, nproc in limits.conf)"))
     for name, what in (("threads-max", "threads"), ("pid_max", "process IDs, one a thread")):
         text = _read(f"/proc/sys/kernel/{name}")
         if text and text.isdigit() and running:
@@ -135,7 +137,7 @@ def task_rooms():
 def task_problem(environ=os.environ):
     """One line if a limit on tasks leaves too few for MXNet's threads, else None."""
     needed = mxnet_threads(environ) - _status("Threads")
-    short = [(room, what) for room, what in task_rooms() if room < needed]
+    short = [(room, what) for room, what in task_rooms(needed) if room < needed]
     if short:
         room, what = min(short)
         return (f"{what}; mxnet starts about {needed} threads (OMP_NUM_THREADS, MXNET_CPU_WORKER_NTHREADS, "
