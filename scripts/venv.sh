@@ -31,12 +31,54 @@ fail() {
 # Ctrl-C or a stop signal during the set-up: the step under way is stopped, then one line; no
 # stamp was written, so a rerun starts over. (A step runs in the background, where Ctrl-C does
 # not reach it, so that the shell takes a signal at once rather than after the step.)
-child=""
+# The step is found among this shell's children, not by $!: a signal can arrive between the
+# fork and the assignment. Its descendants are stopped too (uv compiles in worker processes).
 stopped() {
-    if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
+    local pids pid state ppid alive="" _
+    descendants "$$"
+    pids="${tree# $$ }"
+    if [ -n "$pids" ]; then
+        # shellcheck disable=SC2086
+        kill -TERM $pids 2>/dev/null || true
+        wait 2>/dev/null || true
+        for _ in $(seq 50); do  # the step's own children are not ours to wait for: up to 5 s, then SIGKILL
+            alive=""
+            for pid in $pids; do
+                stat_of "$pid" && [ "$state" != Z ] && { alive=1; break; }
+            done
+            [ -n "$alive" ] || break
+            sleep 0.1
+        done
+        # shellcheck disable=SC2086
+        [ -z "$alive" ] || kill -KILL $pids 2>/dev/null || true
+    fi
     rm -f "$log"
     echo "linreg set-up: interrupted ($1) while setting up $venv; rerun to set it up from scratch" >&2
     exit "$2"
+}
+
+# A process's state letter and parent, from /proc/PID/stat (after its name, which may hold spaces).
+stat_of() {
+    local line
+    read -r line 2>/dev/null < "/proc/$1/stat" || return 1
+    line="${line##*) }"
+    state="${line%% *}"
+    line="${line#* }"
+    ppid="${line%% *}"
+}
+
+# tree=" PID its descendants... ", read in this shell: a command substitution would be one more.
+descendants() {
+    local grown=1 stat pid state ppid
+    tree=" $1 "
+    while [ "$grown" = 1 ]; do  # a pass per generation
+        grown=0
+        for stat in /proc/[0-9]*/stat; do
+            pid="${stat#/proc/}"; pid="${pid%/stat}"
+            [[ "$tree" == *" $pid "* ]] && continue
+            if stat_of "$pid" && [[ "$tree" == *" $ppid "* ]]; then tree="$tree$pid "; grown=1; fi
+        done
+    done
 }
 trap 'stopped SIGINT 130' INT
 trap 'stopped SIGTERM 143' TERM
@@ -114,9 +156,7 @@ step() {  # step "what failed" "what to do" command...
     local what="$1" todo="$2" out code=0
     shift 2
     "$@" >"$log" 2>&1 &
-    child=$!
-    wait "$child" || code=$?
-    child=""
+    wait $! || code=$?
     out="$(cat "$log" 2>/dev/null || true)"
     rm -f "$log"
     [ -z "$out" ] || printf '%s\n' "$out" >&2

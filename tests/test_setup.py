@@ -7,6 +7,7 @@ import signal
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from packaging.requirements import Requirement
@@ -338,6 +339,40 @@ def test_a_stop_during_the_install_is_one_line_and_a_rerun_recovers(tmp_path, si
     assert not processes_in(checkout)
     code, out, err = finished(script(checkout, "test.sh", "--version"))
     assert code == 0 and "rebuilding" in err, err
+
+
+def test_a_stop_while_uv_builds_linreg_stops_the_build_too(tmp_path):
+    """The step's own children (uv's build backend) are stopped with it, not left to finish."""
+    checkout = checkout_copy(tmp_path / "linreg")
+    proc = script(checkout, "test.sh", "--version")
+    uv = str(checkout / ".venv" / "bin" / "uv")
+    deadline = time.monotonic() + SETUP_BOUND
+    builder = None
+    while builder is None and proc.poll() is None and time.monotonic() < deadline:
+        parents = {pid: parent_of(pid) for pid in processes_in(checkout)}
+        uvs = {pid for pid in parents if cmdline(pid)[:1] == [uv]}
+        builder = next((pid for pid, ppid in parents.items() if ppid in uvs), None)
+    assert builder is not None, "uv never ran a build backend"
+    proc.send_signal(signal.SIGTERM)
+    code, out, err = finished(proc)
+    assert code == 143, err
+    assert not processes_in(checkout), err
+
+
+def parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return None
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return []
 
 
 def processes_in(folder):
