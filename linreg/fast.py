@@ -1,18 +1,16 @@
-"""The Gluon half, faster: the same run, the same numbers, fewer operations a step.
+"""The Gluon half, faster: the same run, the same numbers, many steps a call.
 
     $ python -m linreg.gluon --fast
 
-The parts of linreg.gluon's loop that change, for a net and loss it is given
-(the Dense layer, L2Loss and SGD): linreg.gluon.parts chooses them. The net
-and the loss are one block, NetLoss, whose graph MXNet binds before training
-(Symbol.bind, the executor mx.mod.Module runs on): the backward graph is
-derived and the memory planned at bind, not at every autograd backward(). The
-graph gathers its own batch from the data, by the indices of the DataLoader's
-order, and gives the batch's mean loss as a second output; the update is
-MXNet's own fused SGD operator, the one gluon.Trainer calls. A step is three
-calls into MXNet: forward, backward, update; a group of GROUP steps adds one
-copy of their indices and one of their losses (docs/performance.md). The loss
-on all the data is taken a chunk at a time.
+The parts of linreg.gluon's loop that change, for its Dense(1) layer, L2Loss
+and SGD: linreg.gluon.parts chooses them. GROUP steps are one MXNet graph,
+bound before training (Symbol.bind, the executor mx.mod.Module runs on): each
+step gathers its batch by the DataLoader's order, takes the loss and its
+gradient as forward operators (l2_step: the operators autograd's backward
+runs, so the same bits) and updates the weights with MXNet's own fused SGD
+operator, the one gluon.Trainer calls. An epoch is then a few calls into
+MXNet per GROUP steps, none of which waits (docs/performance.md). The loss on
+all the data is taken a chunk at a time, by the net and loss as one block.
 """
 
 import contextlib
@@ -28,12 +26,11 @@ from mxnet.gluon import nn
 
 from .config import CHUNK
 
-# Steps a group: executors bound per batch size and turn, each gathering its
-# batch by its own slice of one index array. A group's indices go to MXNet in
-# one copy and its losses come back in one; 8 makes those two a quarter of a
-# call a step, and binding two turns of 8 takes milliseconds; 16 was no
-# faster (docs/performance.md).
-GROUP = 8
+# Steps a call: one bound graph runs GROUP SGD steps, unrolled. Each call into
+# MXNet costs about as much as a few steps' operators at batch 10; at 32 the
+# calls are a few percent of an epoch, and binding the graph takes a few
+# milliseconds (docs/performance.md).
+GROUP = 32
 
 
 def index_dtype(num_examples):
@@ -41,10 +38,13 @@ def index_dtype(num_examples):
     return np.int32 if num_examples < 2**31 else np.int64
 
 
-def sampler_order(num_examples):
+def sampler_order(num_examples, out=None):
     """RandomSampler's draw, np.random.shuffle(arange(n)), as int32 where n allows:
-    the same permutation (shuffle's draws depend on n alone) in half the memory."""
-    order = np.arange(num_examples, dtype=index_dtype(num_examples))
+    the same permutation (shuffle's draws depend on n alone) in half the memory.
+    out: an array of n indices to draw into (made a chunk at a time), else a new one."""
+    order = np.empty(num_examples, dtype=index_dtype(num_examples)) if out is None else out
+    for i in range(0, num_examples, CHUNK):
+        order[i:i + CHUNK] = np.arange(i, min(i + CHUNK, num_examples))
     np.random.shuffle(order)
     return order
 
@@ -72,51 +72,49 @@ def hybridized(block):
     return block
 
 
-class NetLoss(nn.HybridBlock):
-    """loss(net(X), y) as one block: one compiled graph for the forward pass."""
+class NetL2Loss(nn.HybridBlock):
+    """L2Loss(net(X), y) as one block, one compiled graph: ½ (y − ŷ)² for each example.
+    gluon's L2Loss then takes the mean over each example's one output, which is that
+    output; left out, it took two thirds of the time on all the data."""
 
-    def __init__(self, net, loss):
+    def __init__(self, net):
         super().__init__()
-        self.net, self.loss = net, loss
+        self.net = net
 
     def hybrid_forward(self, F, X, y):
-        return self.loss(self.net(X), y)
+        pred = self.net(X)
+        return F.reshape(F.square(F.reshape_like(y, pred) - pred) * 0.5, shape=(-1,))
 
 
-def chunked_loss(net_loss, X, y):
+def chunked_loss(net_loss, X, y, out=None):
     """net_loss(X, y), the per-example losses on all the data, CHUNK rows at a
     time: the temporaries are a chunk's, not n's (elementwise per example, so
-    the same values)."""
-    losses = nd.empty((X.shape[0],), ctx=X.context)
+    the same values). out: the array of n to write them into, else a new one."""
+    losses = nd.empty((X.shape[0],), ctx=X.context) if out is None else out
     for i in range(0, X.shape[0], CHUNK):
         net_loss(X[i:i + CHUNK], y[i:i + CHUNK]).copyto(losses[i:i + CHUNK])
     return losses
 
 
 @contextlib.contextmanager
-def quiet_bind():
-    """Keep MXNet from logging "Subgraph backend MKLDNN is activated" to stderr
-    at its first bind (it reads MXNET_SUBGRAPH_VERBOSE then), unless the caller
-    has set it; the environment is left as it was."""
-    set_before = "MXNET_SUBGRAPH_VERBOSE" in os.environ
+def plain_bind():
+    """Bind graphs as written. MXNet's default subgraph backend (MKLDNN) would swap
+    an inference graph's FullyConnected for its fused operator, which keeps a copy
+    of the weights it saw first; "default" is the backend that selects nothing
+    ("NONE" logs a line at every bind). MXNET_SUBGRAPH_VERBOSE=0 keeps MXNet from
+    logging the backend at its first bind, unless the caller has set it. The
+    environment is left as it was."""
+    before = {name: os.environ.get(name) for name in ("MXNET_SUBGRAPH_BACKEND", "MXNET_SUBGRAPH_VERBOSE")}
+    os.environ["MXNET_SUBGRAPH_BACKEND"] = "default"
     os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
     try:
         yield
     finally:
-        if not set_before:
-            del os.environ["MXNET_SUBGRAPH_VERBOSE"]
-
-
-def train_symbol(net, loss):
-    """One step's graph: X, y = features[index], labels[index], then loss(net(X), y).
-
-    Its outputs: the per-example losses, marked as the objective (make_loss: a
-    head gradient of ones, as l.backward() has), and their mean, the batch's
-    loss for the progress lines (BlockGrad: no gradient flows back from it).
-    """
-    features, labels, index = mx.sym.var("features"), mx.sym.var("labels"), mx.sym.var("index")
-    l = NetLoss(net, loss)(mx.sym.take(features, index), mx.sym.take(labels, index))
-    return mx.sym.Group([mx.sym.make_loss(l), mx.sym.BlockGrad(mx.sym.mean(l))])
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 class Call:
@@ -142,88 +140,145 @@ class Call:
         return None if outputs else NDArray(ctypes.cast(made[0], NDArrayHandle))
 
 
-def fused_sgd(weights, grads, lr, batch_size):
-    """w <- w - lr * grad / B for every parameter in one call of MXNet's
-    multi_sgd_update, as Trainer('sgd').step(B) ends in."""
-    n = len(weights)
-    return Call("multi_sgd_update", [a for pair in zip(weights, grads) for a in pair], weights,
-                lrs=(lr,) * n, wds=(0.0,) * n, rescale_grad=1.0 / batch_size, num_weights=n)
+def l2_step(X, y, w, b):
+    """One SGD step of Dense(1) and L2Loss on a batch, written as forward operators:
+    the per-example losses l = ½ (y − ŷ)², ŷ = X wᵀ + b, and the batch's sums of
+    −∂l/∂w and −∂l/∂b, the descent directions before the update divides by B.
+
+    The same operators, in the same order, as autograd's backward of gluon's
+    L2Loss: the gradient at ŷ is 0.5 · (2 d) through square and its ½, negated
+    here (the update's rate is negated instead, which rounds the same), and
+    FullyConnected's backward (oneDNN's inner product) adds the batch's
+    products one by one, in order, as cumsum does; its last row is the sum.
+    L2Loss's mean over each example's one output is that output. y is a column.
+    """
+    pred = mx.sym.FullyConnected(X, w, b, num_hidden=1, flatten=True)
+    d = y - pred
+    l = mx.sym.square(d) * 0.5
+    g = (d * 2) * 0.5  # −∂l/∂ŷ
+    last = dict(axis=0, begin=-1, end=None)
+    descent_w = mx.sym.slice_axis(mx.sym.cumsum(mx.sym.broadcast_mul(g, X), axis=0), **last)
+    descent_b = mx.sym.slice_axis(mx.sym.cumsum(g), **last)
+    return l, descent_w, descent_b
+
+
+def sgd_update(lr, batch_size, *weights_and_descents):
+    """multi_sgd_update, the operator Trainer('sgd').step(B) ends in: w − lr · ∂/B, written
+    w − (−lr) · descent/B. Its parameters, for a graph or a prepared Call."""
+    n = len(weights_and_descents) // 2
+    return dict(lrs=(-lr,) * n, wds=(0.0,) * n, rescale_grad=1.0 / batch_size, num_weights=n)
+
+
+def group_symbol(sizes, lr, features_shape, weight, bias):
+    """SGD steps on consecutive batches of `sizes` rows, unrolled into one graph.
+
+    Inputs: the data (features of features_shape, labels as a column), the
+    epoch's order, the offset where this group starts in it (both of
+    index_dtype), and the net's weight and bias (named as its parameters). The group's batches are gathered by the order at once;
+    each step is l2_step, then multi_sgd_update for the next step's weights.
+    Outputs: each batch's mean loss, then the last step's weight, its descent,
+    the bias and its descent, for the update into the net's own arrays.
+    """
+    features, labels, order, offset = (mx.sym.var(name) for name in ("features", "labels", "order", "offset"))
+    w, b = mx.sym.var(weight), mx.sym.var(bias)
+    (num_examples, num_inputs), rows = features_shape, sum(sizes)
+    positions = mx.sym.broadcast_add(mx.sym.arange(0, rows, dtype=index_dtype(num_examples)), offset)
+    index = mx.sym.take(order, positions)
+    X_all, y_all = mx.sym.take(features, index), mx.sym.take(labels, index)
+    if len(set(sizes)) == 1:  # one split into equal batches
+        split = dict(num_outputs=len(sizes), axis=0, squeeze_axis=True)
+        Xs = mx.sym.split(mx.sym.reshape(X_all, shape=(len(sizes), sizes[0], num_inputs)), **split)
+        ys = mx.sym.split(mx.sym.reshape(y_all, shape=(len(sizes), sizes[0], 1)), **split)
+        batches = [(Xs[k], ys[k]) if len(sizes) > 1 else (Xs, ys) for k in range(len(sizes))]
+    else:  # the epoch's last group, with its short batch
+        starts = np.cumsum([0, *sizes])
+        batches = [tuple(mx.sym.slice_axis(a, axis=0, begin=int(i), end=int(j)) for a in (X_all, y_all))
+                   for i, j in zip(starts[:-1], starts[1:])]
+    losses = []
+    for k, ((X, y), size) in enumerate(zip(batches, sizes)):
+        l, descent_w, descent_b = l2_step(X, y, w, b)
+        losses.append(l)
+        if k < len(sizes) - 1:
+            w, b = mx.sym.multi_sgd_update(w, descent_w, b, descent_b, **sgd_update(lr, size, w, w, b, b))
+    if len(sizes) == 1:  # an output of its own, not the input
+        w, b = mx.sym.identity(w), mx.sym.identity(b)
+    if len(set(sizes)) == 1 and sizes[0] < 100:  # small batches: their means in one reduction, a row each
+        means = mx.sym.mean(mx.sym.reshape(mx.sym.concat(*losses, dim=0), shape=(len(sizes), -1)), axis=1)
+    else:  # copying large batches' losses together costs more than a reduction each (docs/performance.md)
+        means = mx.sym.concat(*(mx.sym.mean(l, axis=0) for l in losses), dim=0)
+    return mx.sym.Group([means, w, descent_w, b, descent_b])
+
+
+def numpy_view(array):
+    """An MXNet array's memory as a numpy array, no copy. The caller waits for MXNet's
+    reads and writes of it first (MXNDArrayWaitToWrite)."""
+    data = ctypes.c_void_p()
+    check_call(_LIB.MXNDArrayGetData(array.handle, ctypes.byref(data)))
+    pointer = ctypes.cast(data, ctypes.POINTER(np.ctypeslib.as_ctypes_type(array.dtype)))
+    return np.ctypeslib.as_array(pointer, shape=array.shape)
 
 
 class BoundSteps:
-    """The SGD steps of an epoch, compiled by MXNet: train_symbol bound per
-    batch size, to the data and to the net's own weights and gradients, not
-    copies, so the fused update and the net see every step.
+    """An epoch's SGD steps, GROUP to a call into MXNet: group_symbol bound to the
+    data, the epoch's order and the net's own weight and bias, once for a whole
+    group and once for the epoch's last group if it differs.
 
-    The steps go in groups of GROUP batches. A group's indices are copied from
-    the DataLoader's order into an index array, of which executor k reads rows
-    k B to (k + 1) B; each executor keeps its own outputs, so the group's losses
-    are read after its last step. Two sets of executors and index arrays take
-    turns: the copy for one group waits only for the one before last, which the
-    engine has run by then. A short last batch (n % B rows) has executors of
-    its own, reading from where it falls in its group.
+    Nothing waits between groups. The epoch's order is drawn into MXNet's own
+    array before the epoch, and where a group starts in it is an array that an
+    operator advances after each group. A group is four calls, queued for
+    MXNet's engine: the graph, the update of its last step into the net's
+    weight and bias, the offset's advance, and a copy of its losses.
     """
 
-    def __init__(self, net, loss, lr, batch_size, features, labels):
+    def __init__(self, net, lr, batch_size, features, labels):
         n, ctx = features.shape[0], features.context
-        self.num_examples = n
-        self.size = min(batch_size, n)  # a batch larger than the data is all of it
-        whole, short = divmod(n, self.size)
-        params = net.collect_params().values()
-        weights = {p.name: p.data(ctx) for p in params}
-        grads = {p.name: p.grad(ctx) for p in params}
-        symbol = train_symbol(net, loss)
-        self.update = {rows: fused_sgd(list(weights.values()), list(grads.values()), lr, rows)
-                       for rows in (self.size, short) if rows}
+        size = min(batch_size, n)  # a batch larger than the data is all of it
+        whole, short = divmod(n, size)
+        groups = -(-(whole + bool(short)) // GROUP)
+        last = (size,) * (whole - (groups - 1) * GROUP) + (short,) * bool(short)  # the short batch is last
+        self.groups = [((size,) * GROUP, groups - 1), (last, 1)]  # (kind, how many in a row), an epoch's
+        self.order = nd.empty((n,), dtype=index_dtype(n), ctx=ctx)
+        # The loss on all the data, taken once an epoch's steps are done, goes into the order's
+        # memory (its own array to MXNet's engine, so evaluate waits): one array of n, not two.
+        self.losses = nd.from_numpy(numpy_view(self.order).view(np.float32)[:n], zero_copy=True)
+        self.offset = nd.zeros((1,), dtype=index_dtype(n), ctx=ctx)
+        dense = net[0]
+        weights = [dense.weight.data(ctx), dense.bias.data(ctx)]
+        args = {"features": features, "labels": labels.reshape((n, 1)), "order": self.order, "offset": self.offset,
+                dense.weight.name: weights[0], dense.bias.name: weights[1]}
+        self.calls = {}
+        for kind in dict.fromkeys(kind for kind, count in self.groups if count):  # the last may be whole
+            symbol = group_symbol(kind, lr, features.shape, dense.weight.name, dense.bias.name)
+            with plain_bind():
+                exe = symbol.bind(ctx, args, grad_req="null")
+            last = exe.outputs[1:]
+            self.calls[kind] = (exe, Call("multi_sgd_update", last, weights, **sgd_update(lr, kind[-1], *last)),
+                                Call("_plus_scalar", [self.offset], [self.offset], scalar=sum(kind)),
+                                Call("_copy", exe.outputs[:1]))
 
-        def bind(index):
-            args = {"features": features, "labels": labels, "index": index, **weights}
-            with quiet_bind():
-                return symbol.bind(ctx, args, args_grad=grads,
-                                   grad_req={name: "write" if name in grads else "null" for name in args})
+    def shuffle(self):
+        """The epoch's order, drawn into MXNet's array in place, and the offset at its start."""
+        for array in (self.order, self.losses, self.offset):
+            check_call(_LIB.MXNDArrayWaitToWrite(array.handle))
+        sampler_order(self.order.shape[0], out=numpy_view(self.order))
+        numpy_view(self.offset)[0] = 0
 
-        self.turns = []  # (index array, {rows: executors}, losses of a whole group), used in turn
-        for _ in range(2 if whole + bool(short) > GROUP else 1):  # bound before training
-            index = nd.empty((GROUP * self.size,), dtype=index_dtype(n), ctx=ctx)
-            executors = {self.size: [bind(index[k * self.size:(k + 1) * self.size])
-                                     for k in range(min(GROUP, whole))]}
-            if short:
-                first = whole % GROUP * self.size
-                executors[short] = [bind(index[first:first + short])]
-            means = [exe.outputs[1] for exe in executors[self.size]]
-            self.turns.append((index, executors, Call("concat", means, dim=0, num_args=len(means))))
-        self.executors = {rows: [exe for turn in self.turns for exe in turn[1][rows]] for rows in self.update}
-
-    def group(self, indices, turn=0):
-        """The steps on the batches of `indices`, a numpy array (at most GROUP
-        batches, the last maybe short), in order; returns their mean losses,
-        one a batch, an MXNet array.
-
-        Each step is exe.forward(is_train=True), exe.backward() and the update,
-        as the C calls those make: the Python wrappers would also make new
-        arrays for the outputs at every call.
-        """
-        index, executors, losses = self.turns[turn]
-        # A synchronous copy from numpy (x[:] = indices without the indexing
-        # machinery, slicing only the epoch's last group): it waits only for
-        # the steps that read this index array.
-        (index if indices.shape == index.shape else index[:indices.shape[0]])._sync_copyfrom(indices)
-        whole, short = divmod(indices.shape[0], self.size)
-        taken = [(exe, self.size) for exe in executors[self.size][:whole]] + \
-            ([(executors[short][0], short)] if short else [])
-        for exe, rows in taken:
-            check_call(_LIB.MXExecutorForward(exe.handle, ctypes.c_int(1)))
-            check_call(_LIB.MXExecutorBackwardEx(exe.handle, 0, None, ctypes.c_int(1)))
-            self.update[rows]()
-        if not short and whole == len(executors[self.size]):  # every executor of the turn, in order
-            return losses()
-        return nd.concat(*(exe.outputs[1] for exe, _ in taken), dim=0)  # the epoch's last group
+    def evaluate(self, net_loss, X, y):
+        """chunked_loss on the data these steps train on, into the order's memory once the
+        epoch's steps have read it."""
+        check_call(_LIB.MXNDArrayWaitToWrite(self.order.handle))
+        return chunked_loss(net_loss, X, y, out=self.losses)
 
     def epoch(self, progress, epoch):
-        """One pass over the data in the DataLoader's order, a group of batches at a time."""
-        order, rows = sampler_order(self.num_examples), GROUP * self.size
-        for g, start in enumerate(range(0, self.num_examples, rows)):
-            progress.batches(epoch, self.group(order[start:start + rows], g % len(self.turns)))
+        """One pass over the data in the DataLoader's order, a group of batches at a call."""
+        self.shuffle()
+        for kind, count in self.groups:
+            for _ in range(count):
+                exe, update, advance, losses = self.calls[kind]
+                check_call(_LIB.MXExecutorForward(exe.handle, ctypes.c_int(1)))
+                update()
+                advance()
+                progress.batches(epoch, losses())
 
 
 def pieces(make_net, loss, ctx=None):
@@ -233,13 +288,14 @@ def pieces(make_net, loss, ctx=None):
 
 
 def parts(config, make_net, loss, features, labels):
-    """pieces on one device, its epochs BoundSteps', and the loss on all the data taken a chunk
+    """pieces on one device, its epochs BoundSteps' (for Dense(1), L2Loss and SGD, which gluon's are),
+    and the loss on all the data taken a chunk
     at a time: the fields of gluon.Parts that --fast changes on one CPU."""
     p = pieces(make_net, loss)
     net, loss = p["net"], p["loss"]
     if 0 in net[0].weight.shape:  # Dense(1) learns its inputs at the first forward; bind needs them now
         net(nd.zeros((1, config.num_inputs)))
-    steps = BoundSteps(net, loss, config.lr, config.batch_size, features, labels)
-    net_loss = hybridized(NetLoss(net, loss))
+    steps = BoundSteps(net, config.lr, config.batch_size, features, labels)
+    net_loss = hybridized(NetL2Loss(net))
     return dict(net=net, loss=loss, epoch=steps.epoch,
-                evaluate=lambda net, loss, X, y: chunked_loss(net_loss, X, y))
+                evaluate=lambda net, loss, X, y: steps.evaluate(net_loss, X, y))

@@ -5,6 +5,8 @@ import os
 import numpy as np
 import pytest
 
+import mxnet as mx
+
 from linreg import fast, gluon
 from mxnet import nd
 from mxnet.gluon import nn
@@ -24,20 +26,21 @@ def test_fast_batch_indices_are_exact_beyond_float32(monkeypatch):
     assert y.asnumpy().tolist() == [n - 1, n - 2]
 
 
-def test_fast_keeps_a_callers_mxnet_subgraph_verbose(monkeypatch):
+def test_fast_keeps_a_callers_mxnet_subgraph_settings(monkeypatch):
     monkeypatch.setenv("MXNET_SUBGRAPH_VERBOSE", "1")
-    with fast.quiet_bind():
-        assert os.environ["MXNET_SUBGRAPH_VERBOSE"] == "1"
-    assert os.environ["MXNET_SUBGRAPH_VERBOSE"] == "1"
+    monkeypatch.setenv("MXNET_SUBGRAPH_BACKEND", "MKLDNN")
+    with fast.plain_bind():
+        assert os.environ["MXNET_SUBGRAPH_VERBOSE"] == "1" and os.environ["MXNET_SUBGRAPH_BACKEND"] == "default"
+    assert os.environ["MXNET_SUBGRAPH_VERBOSE"] == "1" and os.environ["MXNET_SUBGRAPH_BACKEND"] == "MKLDNN"
 
 
 def epoch_sizes(n, b):
-    """The sizes of one epoch's batches, counted from the definition: n rows, b at a time."""
-    return {len(range(i, min(i + b, n))) for i in range(0, n, b)}
+    """The sizes of one epoch's batches, in order, counted from the definition: n rows, b at a time."""
+    return [len(range(i, min(i + b, n))) for i in range(0, n, b)]
 
 
-@pytest.mark.parametrize("n, b", [(1000, 10), (25, 10), (5, 10), (10, 10), (1, 1), (11, 10)])
-def test_fast_binds_graphs_for_each_batch_size_the_epoch_has_and_no_other(monkeypatch, n, b):
+@pytest.mark.parametrize("n, b", [(1000, 10), (25, 10), (5, 10), (10, 10), (1, 1), (11, 10), (640, 10)])
+def test_fast_binds_a_graph_for_a_whole_group_and_one_for_the_last(monkeypatch, n, b):
     config = defaults(gluon, num_examples=n, batch_size=b, epochs=1, fast=True)
     made = []
 
@@ -48,35 +51,60 @@ def test_fast_binds_graphs_for_each_batch_size_the_epoch_has_and_no_other(monkey
     monkeypatch.setattr(fast, "BoundSteps", Recorded)
     gluon.train(config)
     sizes = epoch_sizes(n, b)
-    assert set(made[0].executors) == sizes
-    # At most a group's executors per size and turn, and never more than the epoch has batches.
-    for size, executors in made[0].executors.items():
-        batches = sum(1 for i in range(0, n, b) if len(range(i, min(i + b, n))) == size)
-        assert len(executors) <= min(2 * fast.GROUP, batches)
+    # The groups are the epoch's batches in order, GROUP at a time; a graph for each kind of group.
+    groups = [kind for kind, count in made[0].groups for _ in range(count)]
+    assert groups == [tuple(sizes[i:i + fast.GROUP]) for i in range(0, len(sizes), fast.GROUP)]
+    assert list(made[0].calls) == list(dict.fromkeys(groups)) and len(made[0].calls) <= 2
 
 
-def test_fast_gathers_by_indices_beyond_float32_in_the_graph():
+def test_fast_gathers_by_indices_beyond_float32_in_the_graph(monkeypatch):
     # As take_batches above: float32 would round the index 2**24 + 1 to 2**24. Only the
     # last example has a label, so the batch's loss says whether the graph gathered it.
     n = 2**24 + 2
     features, labels = nd.zeros((n, 1)), nd.zeros((n,))
     labels[n - 1] = 2.0
     net = fast.hybridized(gluon.init_net(0.01, start=([0.0], 0.0), container=nn.HybridSequential))
-    steps = fast.BoundSteps(net, fast.hybridized(gluon.loss_fn()), 0.0, 2, features, labels)
-    means = steps.group(np.array([n - 1, n - 2], dtype=fast.index_dtype(n)))
-    # 1/2 (0 - 2)^2 on the last example, 0 on the other, their mean 1.
-    assert means.asnumpy().tolist() == [1.0]
+    steps = fast.BoundSteps(net, 0.0, 2, features, labels)
+    monkeypatch.setattr(np.random, "shuffle", lambda order: order.__setitem__(slice(None), order[::-1].copy()))
+    steps.shuffle()
+    exe, update, advance, losses = steps.calls[steps.groups[0][0]]
+    exe.forward(is_train=True)
+    # The first batch is the last two examples: 1/2 (0 - 2)^2 and 0, their mean 1.
+    assert losses().asnumpy()[0] == 1.0
+
+
+@pytest.mark.parametrize("num_inputs", [1, 2, 17])
+@pytest.mark.parametrize("batch_size", [1, 3, 10, 1000])
+def test_l2_step_is_autograds_gradient_to_the_bit(num_inputs, batch_size):
+    # The oracle: autograd's backward of the tutorial's Dense(1) and L2Loss, as the faithful loop runs it.
+    from mxnet import autograd
+    rng = np.random.default_rng(num_inputs * 1000 + batch_size)
+    X, y = nd.array(rng.normal(size=(batch_size, num_inputs))), nd.array(5 * rng.normal(size=batch_size))
+    start = (rng.normal(size=num_inputs), float(rng.normal()))
+    net, loss = gluon.init_net(0.01, start=start), gluon.loss_fn()
+    with autograd.record():
+        l = loss(net(X), y)
+    l.backward()
+    w, b = net[0].weight.data(), net[0].bias.data()
+    names = ["X", "y", "w", "b"]
+    symbol = mx.sym.Group(list(fast.l2_step(*map(mx.sym.var, names))))
+    exe = symbol.bind(mx.cpu(), dict(zip(names, [X, y.reshape((-1, 1)), w, b])), grad_req="null")
+    exe.forward(is_train=True)
+    step_l, descent_w, descent_b = (a.asnumpy() for a in exe.outputs)
+    assert step_l.reshape(-1).tolist() == l.asnumpy().tolist()
+    assert (-descent_w).tolist() == net[0].weight.grad().asnumpy().tolist()
+    assert (-descent_b).tolist() == net[0].bias.grad().asnumpy().tolist()
 
 
 def test_a_prepared_call_is_the_operator_called_through_mxnets_wrapper():
     rng = np.random.default_rng(0)
     w, g, b, gb = (nd.array(rng.normal(size=shape)) for shape in [(1, 3), (1, 3), (1,), (1,)])
+    params = fast.sgd_update(0.03, 10, w, g, b, gb)
     expected = [w.copy(), b.copy()]
-    nd.multi_sgd_update(expected[0], g, expected[1], gb, out=expected, lrs=(0.03, 0.03), wds=(0.0, 0.0),
-                        rescale_grad=0.1, num_weights=2)
+    nd.multi_sgd_update(expected[0], g, expected[1], gb, out=expected, **params)
     expected = [e.asnumpy() for e in expected]
     assert not np.array_equal(expected[0], w.asnumpy())  # the update moved it
-    fast.fused_sgd([w, b], [g, gb], 0.03, 10)()  # in place, into w and b
+    fast.Call("multi_sgd_update", [w, g, b, gb], [w, b], **params)()  # in place, into w and b
     assert [w.asnumpy().tolist(), b.asnumpy().tolist()] == [e.tolist() for e in expected]
     # Without outputs, a new array each call: the first stays as it was when the inputs change.
     stack = fast.Call("concat", [g, g], dim=0, num_args=2)
@@ -85,6 +113,24 @@ def test_a_prepared_call_is_the_operator_called_through_mxnets_wrapper():
     second = stack()
     assert first.asnumpy().tolist() == np.concatenate([before, before]).tolist()
     assert second.asnumpy().tolist() == [[0.0] * 3] * 2
+
+
+def test_sgd_update_with_the_descent_is_trainers_step_to_the_bit():
+    # The graph's update: w - (-lr) * descent / B, against gluon.Trainer's step on the gradient.
+    from mxnet import autograd
+    rng = np.random.default_rng(1)
+    X, y = nd.array(rng.normal(size=(10, 2))), nd.array(rng.normal(size=10))
+    net = gluon.init_net(0.01, start=(rng.normal(size=2), 0.5))
+    with autograd.record():
+        l = gluon.loss_fn()(net(X), y)
+    l.backward()
+    w, b = (p.data().copy() for p in (net[0].weight, net[0].bias))
+    descents = [-net[0].weight.grad(), -net[0].bias.grad()]
+    gluon.trainer_for(net, 0.03).step(10)
+    fast.Call("multi_sgd_update", [w, descents[0], b, descents[1]], [w, b],
+              **fast.sgd_update(0.03, 10, w, w, b, b))()
+    assert w.asnumpy().tolist() == net[0].weight.data().asnumpy().tolist()
+    assert b.asnumpy().tolist() == net[0].bias.data().asnumpy().tolist()
 
 
 def test_fast_on_several_devices_takes_fasts_net_loss_and_batches(monkeypatch):

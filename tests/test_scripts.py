@@ -92,28 +92,49 @@ def test_bench_targets_judge_each_bound_in_its_direction(d2l, verdict):
     assert not any("10M" in line for line in lines)  # a job not run is left out, not guessed
 
 
-def test_bench_puts_the_scale_against_the_floor_the_numpy_gathers_set():
+def test_bench_puts_the_scale_against_the_numpy_fused_steps():
     # 100k/1000: 300 batches; 10M: 10,000. --fast 1.4 ms a batch at 10M against 1.0 at 100k
-    # (1.4 per example: above 1.3); NumPy's gathers alone 0.65 and 0.3 ms, 0.35 ms more a
-    # batch, so the floor is 1 + 0.35 / 1.0 = 1.35 and --fast is 1.4 / 1.35 = 1.04 of it.
+    # (1.4 per example: above 1.3); NumPy's fused step 0.65 and 0.5 ms (1.3 per example),
+    # so --fast grows 1.4 / 1.3 = 1.08 as much as its floor.
     bench = script("bench")
-    runs = {"100k/1000": bench_runs({"gluon --fast": [0.3], "numpy gathers": [0.09]}),
-            "10M": bench_runs({"gluon --fast": [14.0], "numpy gathers": [6.5]})}
+    runs = {"100k/1000": bench_runs({"gluon --fast": [0.3], "numpy fused step": [0.15]}),
+            "10M": bench_runs({"gluon --fast": [14.0], "numpy fused step": [6.5]}, peak=320.0)}
     lines = {line.split(" | ")[0][2:]: line for line in bench.targets(runs).splitlines()}
     assert lines["fast: time per example, 10M / 100k ≤ 1.3 (linear: 1)"].endswith("| 1.40 | NO |")
-    over = "fast: time per example, 10M / 100k, over its floor (the gathers' growth in NumPy) ≤ 1.1"
-    assert lines[over].endswith("| 1.04 | yes |")
+    over = "fast: time per example, 10M / 100k, over the same ratio of the numpy fused step ≤ 1.1"
+    assert lines[over].endswith("| 1.08 | yes |")
+    assert lines["10M: fast peak memory ≤ 312 MB (issue 30: no more than before it)"].endswith("| 320.00 | NO |")
 
 
-def test_bench_times_each_call_of_a_fast_step():
-    # --calls: the five calls a step or a group makes, each timed alone; waiting for the
-    # engine after the calls can only add to the calling thread's time.
+@pytest.mark.parametrize("peer", ["torch lean", "jax jitted step (d2l)", "jax lax.scan epoch"])
+def test_bench_judges_fast_against_each_peer_and_numpy_at_its_bound(peer):
+    bench = script("bench")
+    runs = {"100k": bench_runs({"gluon --fast": [1.0], "numpy SGD": [1.25], peer: [0.8]}),
+            "1M": bench_runs({"gluon --fast": [1.0], "numpy SGD": [1.25]})}
+    lines = {line.split(" | ")[0][2:]: line for line in bench.targets(runs).splitlines()}
+    assert lines[f"100k: fast / {peer} ≤ 1"].endswith("| 1.25 | NO |")
+    assert lines["100k: fast / numpy SGD per step ≤ 1"].endswith("| 0.80 | yes |")
+    assert lines["1M: fast / numpy SGD per step ≤ 0.8"].endswith("| 0.80 | yes |")
+    assert f"1M: fast / {peer} ≤ 1" not in lines  # not run there
+
+
+def test_bench_floor_is_fast_over_the_numpy_rows_per_step():
+    bench = script("bench")
+    runs = {"100k": bench_runs({"gluon --fast": [0.12], "numpy fused step": [0.06], "numpy gathers": [0.02]}),
+            "default": bench_runs({"gluon --fast": [0.01]})}
+    lines = bench.floor(runs).splitlines()
+    assert lines[2] == "| 100k | 12.0 | 6.0 | 2.00 | 2.0 | 6.00 |" and len(lines) == 3  # default lacks the rows
+
+
+def test_bench_times_each_call_of_a_fast_group():
+    # --calls: the calls a group makes and the epoch's draw, each timed alone; waiting for
+    # the engine after the calls can only add to the calling thread's time.
     bench = script("bench")
     rows = [line.split(" | ") for line in bench.call_costs(calls=20, repeats=1).splitlines()[2:]]
     names = [row[0][2:] for row in rows]
-    assert names[:3] == ["forward, MXExecutorForward (the gather inside)", "backward, MXExecutorBackwardEx",
-                         "update, the prepared multi_sgd_update"]
-    assert f"per group of {fast.GROUP}" in names[3] and f"per group of {fast.GROUP}" in names[4]
+    assert names[0] == f"a group's graph, {fast.GROUP} steps (MXExecutorForward)"
+    assert names[1:4] == ["the update of its last step, the prepared multi_sgd_update",
+                          "the offset's advance, the prepared _plus_scalar", "a copy of its losses, the prepared _copy"]
     for row in rows[:5]:
         thread, whole = float(row[1]), float(row[2].rstrip(" |"))
         assert 0 < thread <= whole

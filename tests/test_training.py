@@ -111,16 +111,19 @@ def test_main_prints_the_story(impl, capsys):
 # --fast: the same Gluon run, its net and loss bound once as one MXNet graph -------
 
 def assert_same_run(quick, faithful):
-    """Equal to float32 round-off (on this machine, to the bit): parameters and every loss."""
-    assert_allclose(params(quick), params(faithful), rtol=REPLAY_RTOL, atol=1e-7)
-    assert_allclose(quick.batch_losses, faithful.batch_losses, rtol=REPLAY_RTOL, atol=1e-9)
-    assert_allclose([quick.initial_loss, *quick.epoch_losses], [faithful.initial_loss, *faithful.epoch_losses],
-                    rtol=REPLAY_RTOL, atol=1e-9)
+    """The same numbers to the bit (issue 30): parameters and every loss, batches, the start, each epoch."""
+    assert params(quick).tolist() == params(faithful).tolist()
+    assert quick.batch_losses == faithful.batch_losses
+    assert [quick.initial_loss, *quick.epoch_losses] == [faithful.initial_loss, *faithful.epoch_losses]
 
 
 @pytest.mark.parametrize("changes", [{}, {"num_examples": 1005}, {"batch_size": 1000, "num_examples": 3000},
-                                     {"batch_size": 10, "num_examples": 7}, {"true_w": (1.0, -2.0, 0.5)}],
-                         ids=["default", "short last batch", "batch 1000", "batch beyond the data", "3 inputs"])
+                                     {"batch_size": 10, "num_examples": 7}, {"true_w": (1.0, -2.0, 0.5)},
+                                     {"batch_size": 100, "num_examples": 3250}, {"batch_size": 1, "num_examples": 50},
+                                     {"true_w": tuple(np.linspace(-3, 3, 17)), "epochs": 2}, {"noise": 0.0, "epochs": 6}],
+                         ids=["default", "short last batch", "batch 1000", "batch beyond the data", "3 inputs",
+                              "batch 100, a short last batch after whole groups", "batch 1", "17 inputs",
+                              "no noise, losses to the smallest floats"])
 def test_fast_equals_faithful_gluon(changes):
     # Same seed, same numpy shuffle, so the same batches in the same order.
     config = defaults(gluon, **changes)
