@@ -148,9 +148,10 @@ def train(config=GLUON, verbose=False, start=None):
                     l = p.step(p.net, p.loss, trainer, X, y)
                     progress.batch(epoch, l)
             progress.epoch(epoch, p.evaluate(p.net, p.loss, all_X, all_y))
-    dense = p.net[0]
-    result = Result.of(HALF, config, dense.weight.data(p.ctx), dense.bias.data(p.ctx),
-                       features, labels, progress, rank=p.rank, num_workers=p.num_workers)
+    dense, ctx, rank, num_workers = p.net[0], p.ctx, p.rank, p.num_workers
+    del p, all_X, all_y  # what training held (linreg.fast's graphs and order): the oracles need the room
+    result = Result.of(HALF, config, dense.weight.data(ctx), dense.bias.data(ctx),
+                       features, labels, progress, rank=rank, num_workers=num_workers)
     member.trained()  # a cluster's worker: from here it prints and saves, and takes its own stops
     return result
 
