@@ -75,8 +75,8 @@ class Config:
 class GluonConfig(Config):
     """The Gluon half's settings: Config's, and how the loop runs."""
 
-    fast: bool = _f(False, "net and loss bound once as one MXNet graph, each batch gathered "
-                           "by nd.take, instead of autograd and DataLoader's per-example gather")
+    fast: bool = _f(False, "the same numbers, many SGD steps a call into MXNet: bound graphs that "
+                           "gather each batch by its indices, instead of autograd and DataLoader")
     ctx: tuple = _f(("cpu(0)",), "devices, comma-separated, each batch split over them: "
                                  "cpu(0),cpu(1) or gpu(0)")
     kvstore: str = _f("device", "how gradients are summed: device or local in one process; "

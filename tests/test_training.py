@@ -155,12 +155,17 @@ def test_fast_in_groups_equals_faithful_gluon(monkeypatch, group, num_examples):
 
 
 @pytest.mark.parametrize("n", [1, 2, 10, 1005])
-def test_sampler_order_is_the_dataloaders(n):
+@pytest.mark.parametrize("chunk", [fast.CHUNK, 64], ids=["one chunk", "made in chunks of 64"])
+def test_sampler_order_is_the_dataloaders(monkeypatch, n, chunk):
     from mxnet.gluon.data.sampler import RandomSampler
+    monkeypatch.setattr(fast, "CHUNK", chunk)
     set_seed(5)
     expected = list(RandomSampler(n))
     set_seed(5)
     assert fast.sampler_order(n).tolist() == expected
+    set_seed(5)
+    into = np.empty(n, dtype=np.int32)
+    assert fast.sampler_order(n, out=into) is into and into.tolist() == expected
 
 
 def test_fast_batches_for_several_devices_are_the_data_each_example_once():
