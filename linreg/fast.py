@@ -161,11 +161,11 @@ def l2_step(X, y, w, b):
     return l, descent_w, descent_b
 
 
-def sgd_update(lr, batch_size, *weights_and_descents):
+def sgd_update(lr, batch_size, num_weights=2):
     """multi_sgd_update, the operator Trainer('sgd').step(B) ends in: w − lr · ∂/B, written
     w − (−lr) · descent/B. Its parameters, for a graph or a prepared Call."""
-    n = len(weights_and_descents) // 2
-    return dict(lrs=(-lr,) * n, wds=(0.0,) * n, rescale_grad=1.0 / batch_size, num_weights=n)
+    return dict(lrs=(-lr,) * num_weights, wds=(0.0,) * num_weights, rescale_grad=1.0 / batch_size,
+                num_weights=num_weights)
 
 
 def group_symbol(sizes, lr, features_shape, weight, bias):
@@ -173,8 +173,9 @@ def group_symbol(sizes, lr, features_shape, weight, bias):
 
     Inputs: the data (features of features_shape, labels as a column), the
     epoch's order, the offset where this group starts in it (both of
-    index_dtype), and the net's weight and bias (named as its parameters). The group's batches are gathered by the order at once;
-    each step is l2_step, then multi_sgd_update for the next step's weights.
+    index_dtype), and the net's weight and bias (named as its parameters).
+    The group's batches are gathered by the order at once; each step is
+    l2_step, then multi_sgd_update for the next step's weights.
     Outputs: each batch's mean loss, then the last step's weight, its descent,
     the bias and its descent, for the update into the net's own arrays.
     """
@@ -198,7 +199,7 @@ def group_symbol(sizes, lr, features_shape, weight, bias):
         l, descent_w, descent_b = l2_step(X, y, w, b)
         losses.append(l)
         if k < len(sizes) - 1:
-            w, b = mx.sym.multi_sgd_update(w, descent_w, b, descent_b, **sgd_update(lr, size, w, w, b, b))
+            w, b = mx.sym.multi_sgd_update(w, descent_w, b, descent_b, **sgd_update(lr, size))
     if len(sizes) == 1:  # an output of its own, not the input
         w, b = mx.sym.identity(w), mx.sym.identity(b)
     if len(set(sizes)) == 1 and sizes[0] < 100:  # small batches: their means in one reduction, a row each
@@ -251,7 +252,7 @@ class BoundSteps:
             with plain_bind():
                 exe = symbol.bind(ctx, args, grad_req="null")
             last = exe.outputs[1:]
-            self.calls[kind] = (exe, Call("multi_sgd_update", last, weights, **sgd_update(lr, kind[-1], *last)),
+            self.calls[kind] = (exe, Call("multi_sgd_update", last, weights, **sgd_update(lr, kind[-1])),
                                 Call("_plus_scalar", [self.offset], [self.offset], scalar=sum(kind)),
                                 Call("_copy", exe.outputs[:1]))
 

@@ -99,7 +99,7 @@ def test_l2_step_is_autograds_gradient_to_the_bit(num_inputs, batch_size):
 def test_a_prepared_call_is_the_operator_called_through_mxnets_wrapper():
     rng = np.random.default_rng(0)
     w, g, b, gb = (nd.array(rng.normal(size=shape)) for shape in [(1, 3), (1, 3), (1,), (1,)])
-    params = fast.sgd_update(0.03, 10, w, g, b, gb)
+    params = fast.sgd_update(0.03, 10)
     expected = [w.copy(), b.copy()]
     nd.multi_sgd_update(expected[0], g, expected[1], gb, out=expected, **params)
     expected = [e.asnumpy() for e in expected]
@@ -128,7 +128,7 @@ def test_sgd_update_with_the_descent_is_trainers_step_to_the_bit():
     descents = [-net[0].weight.grad(), -net[0].bias.grad()]
     gluon.trainer_for(net, 0.03).step(10)
     fast.Call("multi_sgd_update", [w, descents[0], b, descents[1]], [w, b],
-              **fast.sgd_update(0.03, 10, w, w, b, b))()
+              **fast.sgd_update(0.03, 10))()
     assert w.asnumpy().tolist() == net[0].weight.data().asnumpy().tolist()
     assert b.asnumpy().tolist() == net[0].bias.data().asnumpy().tolist()
 
