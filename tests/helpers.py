@@ -223,7 +223,8 @@ def venv_sh(tmp_path, path, **env):
         if not (tools / tool).exists():
             (tools / tool).symlink_to(shutil.which(tool))
     full = {"PATH": f"{path}:{tools}", "LINREG_VENV": str(tmp_path / "venv"), **env}
-    return subprocess.run([shutil.which("bash"), "-c", f"source {ROOT}/scripts/venv.sh"], env=full,
+    # The path as an argument: a checkout may live under any name ("my linreg #1").
+    return subprocess.run([shutil.which("bash"), "-c", 'source "$1"', "bash", f"{ROOT}/scripts/venv.sh"], env=full,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -172,8 +172,8 @@ def test_venv_sh_rebuilds_when_what_it_installs_from_changes(tmp_path, changed):
     python = fake_python(tmp_path, "python3.13", "3.13.5")
     venv = ready_venv(tmp_path, python, "3.13.5", root=root)
     env = {"PATH": f"{tmp_path / 'empty'}:{tmp_path / 'tools'}", "LINREG_VENV": str(venv)}
-    run = lambda: subprocess.run([shutil.which("bash"), "-c", f"source {root}/scripts/venv.sh"], env=env,
-                                 capture_output=True, text=True, timeout=60)
+    source = [shutil.which("bash"), "-c", 'source "$1"', "bash", f"{root}/scripts/venv.sh"]
+    run = lambda: subprocess.run(source, env=env, capture_output=True, text=True, timeout=60)
     proc = run()
     assert (proc.returncode, proc.stderr) == (0, "")  # unchanged: kept
     with open(root / changed, "a") as f:
