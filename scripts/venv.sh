@@ -34,14 +34,14 @@ fail() {
 # The step is found among this shell's children, not by $!: a signal can arrive between the
 # fork and the assignment. Its descendants are stopped too (uv compiles in worker processes).
 stopped() {
-    local pids pid state ppid alive="" _
+    local pids pid state ppid alive="" tries
     descendants "$$"
     pids="${tree# $$ }"
     if [ -n "$pids" ]; then
         # shellcheck disable=SC2086
         kill -TERM $pids 2>/dev/null || true
         wait 2>/dev/null || true
-        for _ in $(seq 50); do  # the step's own children are not ours to wait for: up to 5 s, then SIGKILL
+        for ((tries = 0; tries < 50; tries++)); do  # the step's own children are not ours to wait for: 5 s, then SIGKILL
             alive=""
             for pid in $pids; do
                 stat_of "$pid" && [ "$state" != Z ] && { alive=1; break; }
