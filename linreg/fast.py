@@ -288,9 +288,9 @@ def pieces(make_net, loss, ctx=None):
 
 
 def parts(config, make_net, loss, features, labels):
-    """pieces on one device, its epochs BoundSteps' (for Dense(1), L2Loss and SGD, which gluon's are),
-    and the loss on all the data taken a chunk
-    at a time: the fields of gluon.Parts that --fast changes on one CPU."""
+    """pieces on one device, its epochs BoundSteps' (for Dense(1), L2Loss and SGD, which gluon's
+    are), and the loss on all the data taken a chunk at a time: the fields of gluon.Parts that
+    --fast changes on one CPU."""
     p = pieces(make_net, loss)
     net, loss = p["net"], p["loss"]
     if 0 in net[0].weight.shape:  # Dense(1) learns its inputs at the first forward; bind needs them now

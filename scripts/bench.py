@@ -125,7 +125,7 @@ def run_reference(row, job):
         params = tuple(net[0].weight.data().asnumpy().reshape(-1)) + (net[0].bias.data().asscalar(),)
     elif row == "numpy SGD":  # w <- w - lr * mean gradient of 1/2 (y_hat - y)^2
         X_all, y_all = features.asnumpy(), labels.asnumpy()
-        w, b = np.random.normal(0, 0.01, X_all.shape[1]).astype(np.float32), np.float32(0)
+        w, b = np.random.normal(0, INIT_SIGMA, X_all.shape[1]).astype(np.float32), np.float32(0)
         for _ in range(epochs):
             order = np.random.permutation(n)
             for i in range(0, n, batch_size):
@@ -139,7 +139,7 @@ def run_reference(row, job):
         X1 = np.hstack([features.asnumpy(), np.ones((n, 1), np.float32)])
         y_all = labels.asnumpy()
         theta = np.zeros(X1.shape[1], np.float32)
-        theta[:-1] = np.random.normal(0, 0.01, X1.shape[1] - 1)
+        theta[:-1] = np.random.normal(0, INIT_SIGMA, X1.shape[1] - 1)
         for _ in range(epochs):
             order = np.arange(n, dtype=np.int32)
             np.random.shuffle(order)  # the order as --fast draws it
@@ -164,20 +164,28 @@ def run_reference(row, job):
     return time.perf_counter() - start, params, oracle
 
 
+def peer_data_file(folder, job):
+    return os.path.join(folder, f"{job.replace('/', '_')}.npz")
+
+
 def peer_data(job):
-    """(n, batch size, epochs, X, y as a column, least-squares theta) of a job, from the file
-    the driver wrote (write_peer_data): the peers' interpreter has no linreg."""
+    """(n, batch size, epochs, X, y as a column, least-squares theta) of a job, from the file in
+    LINREG_BENCH_DATA (save_peer_data): the peers' interpreter has no linreg."""
     import numpy as np
     n, batch_size, epochs = JOBS[job]
-    with np.load(os.path.join(os.environ["LINREG_BENCH_DATA"], f"{job.replace('/', '_')}.npz")) as data:
+    with np.load(peer_data_file(os.environ["LINREG_BENCH_DATA"], job)) as data:
         return n, batch_size, epochs, data["X"], data["y"].reshape(-1, 1), tuple(data["oracle"])
 
 
-def write_peer_data(folder, job):
+def save_peer_data(folder, job, X, y, oracle):
     import numpy as np
+    np.savez(peer_data_file(folder, job), X=X, y=y, oracle=np.array(oracle))
+
+
+def write_peer_data(folder, job):
+    """A job's data, as linreg makes it, for the peer rows."""
     n, batch_size, epochs, features, labels, oracle = job_data(job)
-    np.savez(os.path.join(folder, f"{job.replace('/', '_')}.npz"), X=features.asnumpy(), y=labels.asnumpy(),
-             oracle=np.array(oracle))
+    save_peer_data(folder, job, features.asnumpy(), labels.asnumpy(), oracle)
 
 
 def run_torch(row, job):
@@ -332,13 +340,14 @@ def call_costs(calls=400, repeats=5):
 
 # A whole command, start-up included ------------------------------------------------
 
-STARTUP = {  # name: (interpreter, arguments); each trains the tutorial's default job once
-    "python -c 'import mxnet'": ("linreg", ["-c", "import linreg.compat, mxnet"]),
-    "python -m linreg.gluon --quiet --fast": ("linreg", ["-m", "linreg.gluon", "--quiet", "--fast"]),
-    "python -m linreg.gluon --quiet": ("linreg", ["-m", "linreg.gluon", "--quiet"]),
-    "python -m linreg.scratch --quiet": ("linreg", ["-m", "linreg.scratch", "--quiet"]),
-    "torch lean, a script": ("peers", [os.path.abspath(__file__), "--script", "torch lean"]),
-    "jax lax.scan epoch, a script": ("peers", [os.path.abspath(__file__), "--script", "jax lax.scan epoch"]),
+STARTUP = {  # name: (the peer row it needs, or None for linreg's; arguments), each the default job once
+    "python -c 'import mxnet'": (None, ["-c", "import linreg.compat, mxnet"]),
+    "python -m linreg.gluon --quiet --fast": (None, ["-m", "linreg.gluon", "--quiet", "--fast"]),
+    "python -m linreg.gluon --quiet": (None, ["-m", "linreg.gluon", "--quiet"]),
+    "python -m linreg.scratch --quiet": (None, ["-m", "linreg.scratch", "--quiet"]),
+    "torch lean, a script": ("torch lean", [os.path.abspath(__file__), "--script", "torch lean"]),
+    "jax lax.scan epoch, a script": ("jax lax.scan epoch",
+                                     [os.path.abspath(__file__), "--script", "jax lax.scan epoch"]),
 }
 
 
@@ -351,7 +360,7 @@ def script_run(row):
     X = rng.normal(size=(n, 2)).astype(np.float32)
     y = (X @ np.array([2.0, -3.4], np.float32) + 4.2 + 0.01 * rng.normal(size=n)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="linreg-bench-") as data:
-        np.savez(os.path.join(data, "default.npz"), X=X, y=y, oracle=np.zeros(3))
+        save_peer_data(data, "default", X, y, np.zeros(3))
         os.environ["LINREG_BENCH_DATA"] = data
         _, params, _ = (run_torch if row in TORCH_ROWS else run_jax)(row, "default")
     print(" ".join(f"{p:.4f}" for p in params))
@@ -360,8 +369,9 @@ def script_run(row):
 def startup_costs(rounds=5):
     """Each command of STARTUP once a round, rounds interleaved, in fresh processes:
     the median wall time, and over a bare import of mxnet."""
-    commands = {name: ([sys.executable if python == "linreg" else peers_python(), *args])
-                for name, (python, args) in STARTUP.items() if python == "linreg" or peer_rows()}
+    peers = peer_rows()
+    commands = {name: [sys.executable if row is None else peers_python(), *args]
+                for name, (row, args) in STARTUP.items() if row is None or row in peers}
     times = {name: [] for name in commands}
     for _ in range(rounds):
         for name, command in commands.items():

@@ -32,7 +32,7 @@ fail() {
 # stamp was written, so a rerun starts over. (A step runs in the background, where Ctrl-C does
 # not reach it, so that the shell takes a signal at once rather than after the step.)
 # The step is found among this shell's children, not by $!: a signal can arrive between the
-# fork and the assignment. Its descendants are stopped too (uv compiles in worker processes).
+# fork and the assignment. Its descendants are stopped too (uv runs a build backend of its own).
 stopped() {
     local pids pid state ppid alive="" tries
     descendants "$$"
