@@ -16,6 +16,7 @@ all the data is taken a chunk at a time, by the net and loss as one block.
 import contextlib
 import ctypes
 import os
+import threading
 
 import mxnet as mx
 import numpy as np
@@ -30,6 +31,9 @@ from .config import CHUNK
 # calls cost the caller about 40 µs, hidden behind the engine's 340 at batch
 # 10; 64 was 3 % faster and took 30 ms to bind, not 20 (docs/performance.md).
 GROUP = 32
+# Examples from which the next epoch's order is drawn on a thread while this epoch runs:
+# below, the draw (about 17 ns an example) costs less than starting a thread.
+DRAW_AHEAD = 1 << 16
 
 
 def index_dtype(num_examples):
@@ -69,30 +73,6 @@ def hybridized(block):
     """block compiled to one graph, memory planned once per input shape."""
     block.hybridize(static_alloc=True, static_shape=True)
     return block
-
-
-class NetL2Loss(nn.HybridBlock):
-    """L2Loss(net(X), y) as one block, one compiled graph: ½ (y − ŷ)² for each example.
-    gluon's L2Loss then takes the mean over each example's one output, which is that
-    output; left out, it took two thirds of the time on all the data."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def hybrid_forward(self, F, X, y):
-        pred = self.net(X)
-        return F.reshape(F.square(F.reshape_like(y, pred) - pred) * 0.5, shape=(-1,))
-
-
-def chunked_loss(net_loss, X, y, out=None):
-    """net_loss(X, y), the per-example losses on all the data, CHUNK rows at a
-    time: the temporaries are a chunk's, not n's (elementwise per example, so
-    the same values). out: the array of n to write them into, else a new one."""
-    losses = nd.empty((X.shape[0],), ctx=X.context) if out is None else out
-    for i in range(0, X.shape[0], CHUNK):
-        net_loss(X[i:i + CHUNK], y[i:i + CHUNK]).copyto(losses[i:i + CHUNK])
-    return losses
 
 
 @contextlib.contextmanager
@@ -139,26 +119,57 @@ class Call:
         return None if outputs else NDArray(ctypes.cast(made[0], NDArrayHandle))
 
 
+class ChunkedLoss:
+    """½ (y − ŷ)² for each example, ŷ = X wᵀ + b by the net's Dense(1), CHUNK rows at a time,
+    into `out` (n numbers): gluon's L2Loss(net(X), y) by the operators the net and the
+    loss run (FullyConnected, the difference, square, its ½) as prepared calls, without
+    L2Loss's mean over each example's one output, which is that output. Elementwise per
+    example, so the same values in chunks; the temporaries are a chunk's."""
+
+    def __init__(self, dense, X, y, out):
+        n, ctx = X.shape[0], X.context
+        w, b = dense.weight.data(ctx), dense.bias.data(ctx)
+        pred, y, out = nd.empty((min(CHUNK, n), 1), ctx=ctx), y.reshape((n, 1)), out.reshape((n, 1))
+        self.calls = []
+        for i in range(0, n, CHUNK):
+            j = min(i + CHUNK, n)
+            p = pred[:j - i]
+            self.calls += [Call("FullyConnected", [X[i:j], w, b], [p], num_hidden=1, flatten=True),
+                           Call("_minus", [y[i:j], p], [p]), Call("square", [p], [p]),
+                           Call("_mul_scalar", [p], [out[i:j]], scalar=0.5)]
+
+    def __call__(self):
+        for call in self.calls:
+            call()
+
+
 def l2_step(X, y, w, b):
     """One SGD step of Dense(1) and L2Loss on a batch, written as forward operators:
-    the per-example losses l = ½ (y − ŷ)², ŷ = X wᵀ + b, and the batch's sums of
-    −∂l/∂w and −∂l/∂b, the descent directions before the update divides by B.
+    d = y − ŷ, ŷ = X wᵀ + b, whose ½ d² are the per-example losses (half_square),
+    and the batch's sums of −∂l/∂w and −∂l/∂b, the descent directions before the
+    update divides by B.
 
-    The same operators, in the same order, as autograd's backward of gluon's
-    L2Loss: the gradient at ŷ is 0.5 · (2 d) through square and its ½, negated
-    here (the update's rate is negated instead, which rounds the same), and
-    FullyConnected's backward (oneDNN's inner product) adds the batch's
-    products one by one, in order, as cumsum does; its last row is the sum.
-    L2Loss's mean over each example's one output is that output. y is a column.
+    The operators of autograd's backward of gluon's L2Loss, in the same order,
+    less two: the gradient at ŷ is −0.5 · (2 d) through square and its ½, and
+    doubling then halving a float32 gives d back exactly, unless 2 d overflows,
+    where ½ d² is infinite already and the run has diverged at this step either
+    way. The minus is left out too (the update's rate is negated instead, which
+    rounds the same). FullyConnected's backward (oneDNN's inner product) adds
+    the batch's products one by one, in order, as cumsum does; its last row is
+    the sum. L2Loss's mean over each example's one output is that output. y is
+    a column.
     """
     pred = mx.sym.FullyConnected(X, w, b, num_hidden=1, flatten=True)
     d = y - pred
-    l = mx.sym.square(d) * 0.5
-    g = (d * 2) * 0.5  # −∂l/∂ŷ
     last = dict(axis=0, begin=-1, end=None)
-    descent_w = mx.sym.slice_axis(mx.sym.cumsum(mx.sym.broadcast_mul(g, X), axis=0), **last)
-    descent_b = mx.sym.slice_axis(mx.sym.cumsum(g), **last)
-    return l, descent_w, descent_b
+    descent_w = mx.sym.slice_axis(mx.sym.cumsum(mx.sym.broadcast_mul(d, X), axis=0), **last)
+    descent_b = mx.sym.slice_axis(mx.sym.cumsum(d), **last)
+    return d, descent_w, descent_b
+
+
+def half_square(d):
+    """L2Loss's per-example loss from d = y − ŷ: square, then its ½, as gluon computes it."""
+    return mx.sym.square(d) * 0.5
 
 
 def sgd_update(lr, batch_size, num_weights=2):
@@ -194,18 +205,19 @@ def group_symbol(sizes, lr, features_shape, weight, bias):
         starts = np.cumsum([0, *sizes])
         batches = [tuple(mx.sym.slice_axis(a, axis=0, begin=int(i), end=int(j)) for a in (X_all, y_all))
                    for i, j in zip(starts[:-1], starts[1:])]
-    losses = []
+    ds = []
     for k, ((X, y), size) in enumerate(zip(batches, sizes)):
-        l, descent_w, descent_b = l2_step(X, y, w, b)
-        losses.append(l)
+        d, descent_w, descent_b = l2_step(X, y, w, b)
+        ds.append(d)
         if k < len(sizes) - 1:
             w, b = mx.sym.multi_sgd_update(w, descent_w, b, descent_b, **sgd_update(lr, size))
     if len(sizes) == 1:  # an output of its own, not the input
         w, b = mx.sym.identity(w), mx.sym.identity(b)
-    if len(set(sizes)) == 1 and sizes[0] < 100:  # small batches: their means in one reduction, a row each
-        means = mx.sym.mean(mx.sym.reshape(mx.sym.concat(*losses, dim=0), shape=(len(sizes), -1)), axis=1)
+    if len(set(sizes)) == 1 and sizes[0] < 100:  # the losses of the group's batches at once (elementwise), their means a row each
+        losses = half_square(mx.sym.concat(*ds, dim=0)) if len(ds) > 1 else half_square(ds[0])
+        means = mx.sym.mean(mx.sym.reshape(losses, shape=(len(sizes), -1)), axis=1)
     else:  # copying large batches' losses together costs more than a reduction each (docs/performance.md)
-        means = mx.sym.concat(*(mx.sym.mean(l, axis=0) for l in losses), dim=0)
+        means = mx.sym.concat(*(mx.sym.mean(half_square(d), axis=0) for d in ds), dim=0)
     return mx.sym.Group([means, w, descent_w, b, descent_b])
 
 
@@ -223,14 +235,19 @@ class BoundSteps:
     data, the epoch's order and the net's own weight and bias, once for a whole
     group and once for the epoch's last group if it differs.
 
-    Nothing waits between groups. The epoch's order is drawn into MXNet's own
-    array before the epoch, and where a group starts in it is an array that an
+    Nothing waits between groups. The epoch's order is in MXNet's own array
+    before the epoch, and where a group starts in it is an array that an
     operator advances after each group. A group is four calls, queued for
     MXNet's engine: the graph, the update of its last step into the net's
     weight and bias, the offset's advance, and a copy of its losses.
+
+    With a next epoch (epochs > 1), its order is drawn on a thread of its own
+    while this epoch's steps run (numpy's shuffle lets go of the GIL), into a
+    numpy array of n indices, and copied into MXNet's at the epoch's start: the
+    draw, the largest cost between epochs, is off the engine's path.
     """
 
-    def __init__(self, net, lr, batch_size, features, labels):
+    def __init__(self, net, lr, batch_size, features, labels, epochs=1):
         n, ctx = features.shape[0], features.context
         size = min(batch_size, n)  # a batch larger than the data is all of it
         whole, short = divmod(n, size)
@@ -242,6 +259,10 @@ class BoundSteps:
         # memory (its own array to MXNet's engine, so evaluate waits): one array of n, not two.
         self.losses = nd.from_numpy(numpy_view(self.order).view(np.float32)[:n], zero_copy=True)
         self.offset = nd.zeros((1,), dtype=index_dtype(n), ctx=ctx)
+        self.views = numpy_view(self.order), numpy_view(self.offset)  # written between epochs
+        self.full_loss = ChunkedLoss(net[0], features, labels, out=self.losses)
+        self.next_order = np.empty(n, dtype=self.order.dtype) if epochs > 1 and n >= DRAW_AHEAD else None
+        self.epochs, self.drawing, self.drawn, self.evaluated = epochs, None, False, False
         dense = net[0]
         weights = [dense.weight.data(ctx), dense.bias.data(ctx)]
         args = {"features": features, "labels": labels.reshape((n, 1)), "order": self.order, "offset": self.offset,
@@ -251,34 +272,63 @@ class BoundSteps:
             symbol = group_symbol(kind, lr, features.shape, dense.weight.name, dense.bias.name)
             with plain_bind():
                 exe = symbol.bind(ctx, args, grad_req="null")
+            # Run once now, so that training does not pay a graph's first run (oneDNN's set-up,
+            # the first touch of its memory, 0.4 ms at batch 10). It reads the offset, 0, and
+            # order's memory as it is, which take clips into the data; it writes only its outputs.
+            check_call(_LIB.MXExecutorForward(exe.handle, ctypes.c_int(1)))
             last = exe.outputs[1:]
             self.calls[kind] = (exe, Call("multi_sgd_update", last, weights, **sgd_update(lr, kind[-1])),
                                 Call("_plus_scalar", [self.offset], [self.offset], scalar=sum(kind)),
                                 Call("_copy", exe.outputs[:1]))
 
     def shuffle(self):
-        """The epoch's order, drawn into MXNet's array in place, and the offset at its start."""
-        for array in (self.order, self.losses, self.offset):
-            check_call(_LIB.MXNDArrayWaitToWrite(array.handle))
-        sampler_order(self.order.shape[0], out=numpy_view(self.order))
-        numpy_view(self.offset)[0] = 0
+        """The epoch's order in MXNet's array, drawn now or before, and the offset at its start.
+        Between epochs MXNet has nothing left to run, the last epoch's losses read: waiting
+        for all of it costs no trip through its engine, unlike waiting for an array."""
+        check_call(_LIB.MXNDArrayWaitAll())
+        order, offset = self.views
+        if self.drawn:
+            order[:] = self.next_order
+        else:
+            sampler_order(order.shape[0], out=order)
+        self.drawn = False
+        offset[0] = 0
 
-    def evaluate(self, net_loss, X, y):
-        """chunked_loss on the data these steps train on, into the order's memory once the
-        epoch's steps have read it."""
-        check_call(_LIB.MXNDArrayWaitToWrite(self.order.handle))
-        return chunked_loss(net_loss, X, y, out=self.losses)
+    def evaluate(self):
+        """The loss on all the data these steps train on (ChunkedLoss), into the order's memory:
+        queued by the epoch, or now once all MXNet has queued is done (before training)."""
+        if not self.evaluated:
+            check_call(_LIB.MXNDArrayWaitAll())
+            self.full_loss()
+        self.evaluated = False
+        return self.losses
 
     def epoch(self, progress, epoch):
-        """One pass over the data in the DataLoader's order, a group of batches at a call."""
+        """One pass over the data in the DataLoader's order, a group of batches at a call, then
+        the loss on all the data queued behind it, before the epoch's last losses are read."""
         self.shuffle()
-        for kind, count in self.groups:
-            for _ in range(count):
-                exe, update, advance, losses = self.calls[kind]
-                check_call(_LIB.MXExecutorForward(exe.handle, ctypes.c_int(1)))
-                update()
-                advance()
-                progress.batches(epoch, losses())
+        if self.next_order is not None and epoch < self.epochs:
+            self.drawing = threading.Thread(target=sampler_order, args=(len(self.next_order), self.next_order),
+                                            name="linreg-next-order")
+            self.drawing.start()
+        try:
+            for k, (kind, count) in enumerate(self.groups):
+                for i in range(count):
+                    exe, update, advance, losses = self.calls[kind]
+                    check_call(_LIB.MXExecutorForward(exe.handle, ctypes.c_int(1)))
+                    update()
+                    advance()
+                    means = losses()
+                    if k == len(self.groups) - 1 and i == count - 1:
+                        # Its writes over the order's memory come after the last step's reads: they
+                        # follow its update of the weights, which follows its graph, the order's last reader.
+                        self.full_loss()
+                        self.evaluated = True
+                    progress.batches(epoch, means)
+        finally:  # the next order drawn before the epoch ends, or before a stop ends it
+            if self.drawing is not None:
+                self.drawing.join()
+                self.drawing, self.drawn = None, True
 
 
 def pieces(make_net, loss, ctx=None):
@@ -295,7 +345,5 @@ def parts(config, make_net, loss, features, labels):
     net, loss = p["net"], p["loss"]
     if 0 in net[0].weight.shape:  # Dense(1) learns its inputs at the first forward; bind needs them now
         net(nd.zeros((1, config.num_inputs)))
-    steps = BoundSteps(net, config.lr, config.batch_size, features, labels)
-    net_loss = hybridized(NetL2Loss(net))
-    return dict(net=net, loss=loss, epoch=steps.epoch,
-                evaluate=lambda net, loss, X, y: steps.evaluate(net_loss, X, y))
+    steps = BoundSteps(net, config.lr, config.batch_size, features, labels, config.epochs)
+    return dict(net=net, loss=loss, epoch=steps.epoch, evaluate=lambda net, loss, X, y: steps.evaluate())

@@ -142,8 +142,9 @@ class Progress:
 
     def epoch(self, epoch, loss):
         """Note the per-example loss vector on all the data after an epoch."""
+        mean = loss.mean()  # queued before the batch losses are read: one wait for both
         self._read(epoch)
-        value = self._full_loss(epoch, loss)
+        value = self._full_loss(epoch, loss, mean)
         if value > GROWTH_LIMIT * max(self.initial_loss, LOSS_FLOOR):
             self._diverged(epoch, self.iteration)
         self.epoch_losses.append(value)
@@ -170,8 +171,8 @@ class Progress:
         self._read(self._epoch)
         self.train_seconds = time.perf_counter() - started
 
-    def _full_loss(self, epoch, loss):
-        value = loss.mean().asscalar().item()
+    def _full_loss(self, epoch, loss, mean=None):
+        value = (loss.mean() if mean is None else mean).asscalar().item()
         if not math.isfinite(value):  # float32's sum overflows before each loss does: near MAX_MAGNITUDE
             value = loss.astype("float64").mean().asscalar().item()
         if not math.isfinite(value):

@@ -87,7 +87,8 @@ def test_l2_step_is_autograds_gradient_to_the_bit(num_inputs, batch_size):
     l.backward()
     w, b = net[0].weight.data(), net[0].bias.data()
     names = ["X", "y", "w", "b"]
-    symbol = mx.sym.Group(list(fast.l2_step(*map(mx.sym.var, names))))
+    d, descent_w, descent_b = fast.l2_step(*map(mx.sym.var, names))
+    symbol = mx.sym.Group([fast.half_square(d), descent_w, descent_b])
     exe = symbol.bind(mx.cpu(), dict(zip(names, [X, y.reshape((-1, 1)), w, b])), grad_req="null")
     exe.forward(is_train=True)
     step_l, descent_w, descent_b = (a.asnumpy() for a in exe.outputs)

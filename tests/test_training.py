@@ -4,6 +4,8 @@ import json
 import os
 
 import numpy as np
+import threading
+
 import pytest
 from numpy.testing import assert_allclose
 
@@ -152,6 +154,34 @@ def test_fast_in_groups_equals_faithful_gluon(monkeypatch, group, num_examples):
     faithful = gluon.train(config)
     monkeypatch.setattr(fast, "GROUP", group)
     assert_same_run(gluon.train(config.replace(fast=True)), faithful)
+
+
+@pytest.mark.parametrize("num_examples", [1005, 3000])
+def test_fast_with_the_next_order_drawn_ahead_equals_faithful_gluon(monkeypatch, num_examples):
+    # From DRAW_AHEAD examples on, the next epoch's order is drawn on a thread while an
+    # epoch runs and copied into MXNet's between epochs; 1 draws ahead at any size.
+    config = defaults(gluon, num_examples=num_examples, epochs=4)
+    faithful = gluon.train(config)
+    monkeypatch.setattr(fast, "DRAW_AHEAD", 1)
+    drawn = []
+    real = fast.sampler_order
+    monkeypatch.setattr(fast, "sampler_order", lambda n, out=None: drawn.append(threading.current_thread().name) or
+                        real(n, out))
+    assert_same_run(gluon.train(config.replace(fast=True)), faithful)
+    assert drawn == ["MainThread"] + ["linreg-next-order"] * 3  # the last epoch draws no next
+
+
+def test_fast_diverges_where_faithful_gluon_does():
+    # l2_step takes the gradient at ŷ as d, where autograd runs 0.5 · (2 d): the two differ
+    # only once 2 d overflows, and ½ d² is infinite long before, so both runs report the
+    # same first infinite batch loss. This rate doubles the error at every step.
+    from linreg.progress import Diverged
+    config = defaults(gluon, batch_size=1, lr=1.5, epochs=1)
+    with pytest.raises(Diverged) as faithful:
+        gluon.train(config)
+    with pytest.raises(Diverged) as quick:
+        gluon.train(config.replace(fast=True))
+    assert str(quick.value) == str(faithful.value) and "diverged at epoch 1, iteration" in str(quick.value)
 
 
 @pytest.mark.parametrize("n", [1, 2, 10, 1005])
