@@ -106,6 +106,7 @@ class Progress:
         self._pending = []  # batch losses not yet read from the device, arrays of one or more
         self._unread = 0  # how many batch losses those hold
         self._noted = []  # stop signals noted during training, not yet acted on
+        self._due = []  # (epoch, iteration) of progress lines reached, not yet printed
         self._epoch = 0
         self._state = (0.0, 0)
 
@@ -120,17 +121,21 @@ class Progress:
     def batches(self, epoch, means):
         """Note consecutive iterations' mean losses, an array of one an iteration
         (linreg.fast reads a group of steps' at once); a progress line for each
-        multiple of the report interval they reach."""
+        multiple of the report interval they reach.
+
+        A line is printed at the next call here or at the epoch's end, so that
+        reading its loss waits for steps already followed by others in MXNet's
+        queue, and a line due at an epoch's last batch is read with the epoch's
+        loss: one wait, not two.
+        """
+        self._print_due()
         self._epoch = epoch
         first = self.iteration + 1
         self._pending.append(means)
         self._unread += means.shape[0]
-        reports = range(-(-first // self.report_every) * self.report_every, self.iteration + 1, self.report_every)
-        if reports:
-            self._read(epoch)
-        for i in reports:
-            self._print(f"Epoch {epoch}, batch {i}. Moving average loss: {_loss(self.moving_losses[i - 1])}")
-        if self._noted:  # a stop signal came during these steps: they are whole, stop here
+        self._due += [(epoch, i) for i in range(-(-first // self.report_every) * self.report_every,
+                                                self.iteration + 1, self.report_every)]
+        if self._noted:  # a stop signal came during these steps: they are whole, stop here (training prints the due lines)
             self.interrupted = signal.Signals(self._noted.pop(0)).name
             raise KeyboardInterrupt(self.interrupted)
 
@@ -143,6 +148,7 @@ class Progress:
     def epoch(self, epoch, loss):
         """Note the per-example loss vector on all the data after an epoch."""
         mean = loss.mean()  # queued before the batch losses are read: one wait for both
+        self._print_due()
         self._read(epoch)
         value = self._full_loss(epoch, loss, mean)
         if value > GROWTH_LIMIT * max(self.initial_loss, LOSS_FLOOR):
@@ -168,6 +174,7 @@ class Progress:
         except KeyboardInterrupt as e:
             self.interrupted = self.interrupted or stop_signal(e).name
         self._noted = []
+        self._print_due()
         self._read(self._epoch)
         self.train_seconds = time.perf_counter() - started
 
@@ -182,6 +189,13 @@ class Progress:
     def _diverged(self, epoch, iteration):
         raise Diverged(f"the loss diverged at epoch {epoch}, iteration {iteration}",
                        round_down(self.lr_hint))
+
+    def _print_due(self):
+        if self._due:
+            self._read(self._epoch)
+        for epoch, i in self._due:
+            self._print(f"Epoch {epoch}, batch {i}. Moving average loss: {_loss(self.moving_losses[i - 1])}")
+        self._due = []
 
     def _read(self, epoch):
         if not self._pending:

@@ -75,6 +75,28 @@ def test_batch_losses_noted_a_group_at_a_time_print_what_one_at_a_time_does(caps
     assert grouped.moving_losses == single.moving_losses
 
 
+def test_a_progress_line_is_printed_by_the_next_call_and_before_a_stop(capsys):
+    # A line due at a batch is read and printed when the next batches are noted (its
+    # steps then have others queued behind them in MXNet), at the epoch's end, or
+    # before a stop: never later, never lost.
+    config = SCRATCH.replace(report_every=3)
+    p = progress.Progress(config, step=0.02, curvature=1.0, verbose=True)
+    line = "Epoch 1, batch 3. Moving average loss: 2.000000\n"
+    with p.training():
+        p.batches(1, nd.array([2.0, 2.0, 2.0]))
+        p.batches(1, nd.array([2.0]))
+        assert capsys.readouterr().out == line
+        p.batches(1, nd.array([2.0, 2.0]))
+        p.start(nd.array([1.0]))
+        p.epoch(1, nd.array([1.0]))
+    assert capsys.readouterr().out == line.replace("3", "6") + "epoch 1, loss: 1.000000\n"
+    p = progress.Progress(config, step=0.02, curvature=1.0, verbose=True)
+    with p.training():
+        p._noted.append(signal.SIGINT)
+        p.batches(1, nd.array([2.0, 2.0, 2.0]))
+    assert p.interrupted == "SIGINT" and capsys.readouterr().out == line
+
+
 def test_fast_stops_after_the_group_a_signal_comes_in_with_every_loss_it_took(monkeypatch):
     # A Ctrl-C noted during --fast's first group ends training after the group's
     # GROUP steps: the same parameters and losses as the faithful loop stopped there.
