@@ -119,7 +119,7 @@ def memory_needed(config):
     product, the sum so far) that MXNet's engine, running ahead of Python,
     may hold at once (made CHUNK rows at a time, so this bounds them), and
     the rest (the labels' noise, the loss on all the data, an epoch's order
-    of the examples, an iterator's); and the float64
+    of the examples and --fast's next, an iterator's); and the float64
     oracles (ols, curvature): [X, 1] for `rows` rows at a time, all n where there
     are fewer examples than unknowns, else CHUNK, twice (it and its float64
     source), with the m x m Gram matrix, lstsq's copy and workspace of the

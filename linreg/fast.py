@@ -241,10 +241,11 @@ class BoundSteps:
     MXNet's engine: the graph, the update of its last step into the net's
     weight and bias, the offset's advance, and a copy of its losses.
 
-    With a next epoch (epochs > 1), its order is drawn on a thread of its own
-    while this epoch's steps run (numpy's shuffle lets go of the GIL), into a
-    numpy array of n indices, and copied into MXNet's at the epoch's start: the
-    draw, the largest cost between epochs, is off the engine's path.
+    With a next epoch and n ≥ DRAW_AHEAD, its order is drawn on a thread of
+    its own while this epoch's steps run (numpy's shuffle lets go of the GIL),
+    into a numpy array of n indices, and copied into MXNet's at the next
+    epoch's start: the draw, the largest cost between epochs, is off the
+    engine's path.
     """
 
     def __init__(self, net, lr, batch_size, features, labels, epochs=1):
@@ -262,7 +263,7 @@ class BoundSteps:
         self.views = numpy_view(self.order), numpy_view(self.offset)  # written between epochs
         self.full_loss = ChunkedLoss(net[0], features, labels, out=self.losses)
         self.next_order = np.empty(n, dtype=self.order.dtype) if epochs > 1 and n >= DRAW_AHEAD else None
-        self.epochs, self.drawing, self.drawn, self.evaluated = epochs, None, False, False
+        self.epochs, self.drawn, self.evaluated = epochs, False, False
         dense = net[0]
         weights = [dense.weight.data(ctx), dense.bias.data(ctx)]
         args = {"features": features, "labels": labels.reshape((n, 1)), "order": self.order, "offset": self.offset,
@@ -303,14 +304,25 @@ class BoundSteps:
         self.evaluated = False
         return self.losses
 
+    def draw_next(self):
+        """Start drawing the next epoch's order into next_order, on a thread of its own.
+        Returns the thread and a list that will hold what the draw raised, if anything."""
+        failed = []
+
+        def draw():
+            try:
+                sampler_order(len(self.next_order), self.next_order)
+            except BaseException as e:  # raised again in the training thread (epoch)
+                failed.append(e)
+        thread = threading.Thread(target=draw, name="linreg-next-order")
+        thread.start()
+        return thread, failed
+
     def epoch(self, progress, epoch):
         """One pass over the data in the DataLoader's order, a group of batches at a call, then
         the loss on all the data queued behind it, before the epoch's last losses are read."""
         self.shuffle()
-        if self.next_order is not None and epoch < self.epochs:
-            self.drawing = threading.Thread(target=sampler_order, args=(len(self.next_order), self.next_order),
-                                            name="linreg-next-order")
-            self.drawing.start()
+        drawing = self.draw_next() if self.next_order is not None and epoch < self.epochs else None
         try:
             for k, (kind, count) in enumerate(self.groups):
                 for i in range(count):
@@ -325,10 +337,13 @@ class BoundSteps:
                         self.full_loss()
                         self.evaluated = True
                     progress.batches(epoch, means)
-        finally:  # the next order drawn before the epoch ends, or before a stop ends it
-            if self.drawing is not None:
-                self.drawing.join()
-                self.drawing, self.drawn = None, True
+        finally:  # the next order drawn before the epoch ends, or before a stop ends it: no thread left
+            if drawing is not None:
+                drawing[0].join()
+        if drawing is not None:
+            if drawing[1]:
+                raise drawing[1][0]
+            self.drawn = True
 
 
 def pieces(make_net, loss, ctx=None):

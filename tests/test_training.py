@@ -171,6 +171,25 @@ def test_fast_with_the_next_order_drawn_ahead_equals_faithful_gluon(monkeypatch,
     assert drawn == ["MainThread"] + ["linreg-next-order"] * 3  # the last epoch draws no next
 
 
+def test_a_failed_draw_of_the_next_order_is_raised_not_trained_on(monkeypatch):
+    # What the drawing thread raises reaches the caller; the epoch after it never runs.
+    monkeypatch.setattr(fast, "DRAW_AHEAD", 1)
+    real = fast.sampler_order
+
+    def draw(n, out=None):
+        if threading.current_thread().name == "linreg-next-order":
+            raise MemoryError("no room for the next order")
+        return real(n, out)
+    monkeypatch.setattr(fast, "sampler_order", draw)
+    epochs = []
+    real_epoch = fast.BoundSteps.epoch
+    monkeypatch.setattr(fast.BoundSteps, "epoch", lambda self, progress, epoch: epochs.append(epoch) or
+                        real_epoch(self, progress, epoch))
+    with pytest.raises(MemoryError, match="no room for the next order"):
+        gluon.train(defaults(gluon, epochs=3, fast=True))
+    assert epochs == [1]
+
+
 def test_fast_diverges_where_faithful_gluon_does():
     # l2_step takes the gradient at ŷ as d, where autograd runs 0.5 · (2 d): the two differ
     # only once 2 d overflows, and ½ d² is infinite long before, so both runs report the
