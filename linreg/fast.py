@@ -10,7 +10,8 @@ gradient as forward operators (l2_step: the operators autograd's backward
 runs, so the same bits) and updates the weights with MXNet's own fused SGD
 operator, the one gluon.Trainer calls. An epoch is then a few calls into
 MXNet per GROUP steps, none of which waits (docs/performance.md). The loss on
-all the data is taken a chunk at a time, by the net and loss as one block.
+all the data is taken a chunk at a time, by the net's and the loss's
+operators as prepared calls, queued behind the epoch's last steps.
 """
 
 import contextlib
@@ -150,10 +151,10 @@ def l2_step(X, y, w, b):
     update divides by B.
 
     The operators of autograd's backward of gluon's L2Loss, in the same order,
-    less two: the gradient at ŷ is −0.5 · (2 d) through square and its ½, and
+    less three. The gradient at ŷ is −0.5 · (2 d) through square and its ½:
     doubling then halving a float32 gives d back exactly, unless 2 d overflows,
     where ½ d² is infinite already and the run has diverged at this step either
-    way. The minus is left out too (the update's rate is negated instead, which
+    way; and the minus is left out (the update's rate is negated instead, which
     rounds the same). FullyConnected's backward (oneDNN's inner product) adds
     the batch's products one by one, in order, as cumsum does; its last row is
     the sum. L2Loss's mean over each example's one output is that output. y is
@@ -223,7 +224,10 @@ def group_symbol(sizes, lr, features_shape, weight, bias):
 
 def numpy_view(array):
     """An MXNet array's memory as a numpy array, no copy. The caller waits for MXNet's
-    reads and writes of it first (MXNDArrayWaitToWrite)."""
+    reads and writes of it first, and takes the view then: an operator's output
+    (nd.zeros) may get its memory only when MXNet's engine runs the operator, and a
+    view taken before can point elsewhere (a cached view of --fast's offset did, in
+    about one run of a thousand under load; nd.empty's memory is there when made)."""
     data = ctypes.c_void_p()
     check_call(_LIB.MXNDArrayGetData(array.handle, ctypes.byref(data)))
     pointer = ctypes.cast(data, ctypes.POINTER(np.ctypeslib.as_ctypes_type(array.dtype)))
@@ -257,10 +261,10 @@ class BoundSteps:
         self.groups = [((size,) * GROUP, groups - 1), (last, 1)]  # (kind, how many in a row), an epoch's
         self.order = nd.empty((n,), dtype=index_dtype(n), ctx=ctx)
         # The loss on all the data, taken once an epoch's steps are done, goes into the order's
-        # memory (its own array to MXNet's engine, so evaluate waits): one array of n, not two.
+        # memory: one array of n, not two. It is its own array to MXNet's engine, which orders
+        # its writes after the order's reads only through the weights (BoundSteps.epoch).
         self.losses = nd.from_numpy(numpy_view(self.order).view(np.float32)[:n], zero_copy=True)
         self.offset = nd.zeros((1,), dtype=index_dtype(n), ctx=ctx)
-        self.views = numpy_view(self.order), numpy_view(self.offset)  # written between epochs
         self.full_loss = ChunkedLoss(net[0], features, labels, out=self.losses)
         self.next_order = np.empty(n, dtype=self.order.dtype) if epochs > 1 and n >= DRAW_AHEAD else None
         self.epochs, self.drawn, self.evaluated = epochs, False, False
@@ -287,7 +291,7 @@ class BoundSteps:
         Between epochs MXNet has nothing left to run, the last epoch's losses read: waiting
         for all of it costs no trip through its engine, unlike waiting for an array."""
         check_call(_LIB.MXNDArrayWaitAll())
-        order, offset = self.views
+        order, offset = numpy_view(self.order), numpy_view(self.offset)  # only now: see numpy_view
         if self.drawn:
             order[:] = self.next_order
         else:
