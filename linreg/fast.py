@@ -214,7 +214,7 @@ def group_symbol(sizes, lr, features_shape, weight, bias):
             w, b = mx.sym.multi_sgd_update(w, descent_w, b, descent_b, **sgd_update(lr, size))
     if len(sizes) == 1:  # an output of its own, not the input
         w, b = mx.sym.identity(w), mx.sym.identity(b)
-    if len(set(sizes)) == 1 and sizes[0] < 100:  # the losses of the group's batches at once (elementwise), their means a row each
+    if len(set(sizes)) == 1 and sizes[0] < 100:  # the batches' losses at once (elementwise), their means a row each
         losses = half_square(mx.sym.concat(*ds, dim=0)) if len(ds) > 1 else half_square(ds[0])
         means = mx.sym.mean(mx.sym.reshape(losses, shape=(len(sizes), -1)), axis=1)
     else:  # copying large batches' losses together costs more than a reduction each (docs/performance.md)
@@ -226,8 +226,7 @@ def numpy_view(array):
     """An MXNet array's memory as a numpy array, no copy. The caller waits for MXNet's
     reads and writes of it first, and takes the view then: an operator's output
     (nd.zeros) may get its memory only when MXNet's engine runs the operator, and a
-    view taken before can point elsewhere (a cached view of --fast's offset did, in
-    about one run of a thousand under load; nd.empty's memory is there when made)."""
+    view taken before can point elsewhere (nd.empty's memory is there when made)."""
     data = ctypes.c_void_p()
     check_call(_LIB.MXNDArrayGetData(array.handle, ctypes.byref(data)))
     pointer = ctypes.cast(data, ctypes.POINTER(np.ctypeslib.as_ctypes_type(array.dtype)))
@@ -265,10 +264,10 @@ class BoundSteps:
         # its writes after the order's reads only through the weights (BoundSteps.epoch).
         self.losses = nd.from_numpy(numpy_view(self.order).view(np.float32)[:n], zero_copy=True)
         self.offset = nd.zeros((1,), dtype=index_dtype(n), ctx=ctx)
-        self.full_loss = ChunkedLoss(net[0], features, labels, out=self.losses)
+        dense = net[0]
+        self.full_loss = ChunkedLoss(dense, features, labels, out=self.losses)
         self.next_order = np.empty(n, dtype=self.order.dtype) if epochs > 1 and n >= DRAW_AHEAD else None
         self.epochs, self.drawn, self.evaluated = epochs, False, False
-        dense = net[0]
         weights = [dense.weight.data(ctx), dense.bias.data(ctx)]
         args = {"features": features, "labels": labels.reshape((n, 1)), "order": self.order, "offset": self.offset,
                 dense.weight.name: weights[0], dense.bias.name: weights[1]}
@@ -327,20 +326,20 @@ class BoundSteps:
         the loss on all the data queued behind it, before the epoch's last losses are read."""
         self.shuffle()
         drawing = self.draw_next() if self.next_order is not None and epoch < self.epochs else None
+        kinds = [kind for kind, count in self.groups for _ in range(count)]
         try:
-            for k, (kind, count) in enumerate(self.groups):
-                for i in range(count):
-                    exe, update, advance, losses = self.calls[kind]
-                    check_call(_LIB.MXExecutorForward(exe.handle, ctypes.c_int(1)))
-                    update()
-                    advance()
-                    means = losses()
-                    if k == len(self.groups) - 1 and i == count - 1:
-                        # Its writes over the order's memory come after the last step's reads: they
-                        # follow its update of the weights, which follows its graph, the order's last reader.
-                        self.full_loss()
-                        self.evaluated = True
-                    progress.batches(epoch, means)
+            for g, kind in enumerate(kinds):
+                exe, update, advance, losses = self.calls[kind]
+                check_call(_LIB.MXExecutorForward(exe.handle, ctypes.c_int(1)))
+                update()
+                advance()
+                means = losses()
+                if g == len(kinds) - 1:
+                    # Its writes over the order's memory come after the last step's reads: they
+                    # follow its update of the weights, which follows its graph, the order's last reader.
+                    self.full_loss()
+                    self.evaluated = True
+                progress.batches(epoch, means)
         finally:  # the next order drawn before the epoch ends, or before a stop ends it: no thread left
             if drawing is not None:
                 drawing[0].join()

@@ -135,7 +135,8 @@ class Progress:
         self._unread += means.shape[0]
         self._due += [(epoch, i) for i in range(-(-first // self.report_every) * self.report_every,
                                                 self.iteration + 1, self.report_every)]
-        if self._noted:  # a stop signal came during these steps: they are whole, stop here (training prints the due lines)
+        if self._noted:  # a stop signal came during these steps: they are whole, stop here
+            # (training() prints the lines due)
             self.interrupted = signal.Signals(self._noted.pop(0)).name
             raise KeyboardInterrupt(self.interrupted)
 

@@ -2,10 +2,9 @@
 
 import json
 import os
-
-import numpy as np
 import threading
 
+import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
