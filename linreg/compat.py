@@ -4,7 +4,9 @@ mxnet 1.9.1 (2022, the last release) reads numpy names at import time that
 numpy has since removed, and imports distutils, which Python 3.12 removed;
 its libmxnet.so needs GCC's OpenMP runtime and libquadmath from the system.
 `prepare()` checks the library loads and adds each missing name to numpy; a
-name numpy still has is never replaced. The restored constants are the real
+name numpy still has is never replaced. It also fixes the kernels MXNet and
+numpy pick, and glibc's mmap threshold, which decides whether the memory of
+MXNet's freed arrays goes back to the system. The restored constants are the real
 values; the restored functions exist only so that mxnet's import-time tables
 can name them, and raise a clear error if anything calls them. After mxnet's
 import, `fork_dataloader_workers()` gives its DataLoader the start method it
@@ -301,6 +303,31 @@ def pin_kernels(environ=os.environ):
     return mode
 
 
+# MXNet's arrays on the CPU come from malloc (its CPU storage manager keeps no
+# pool), and glibc's malloc raises the size from which it maps a block of its
+# own to the largest mapped block freed so far (up to 32 MB). After that, an
+# array of a few MB made and freed on MXNet's worker threads stays in their
+# heaps when freed, between other blocks, where glibc never gives it back: the
+# 10M benchmark's peak went from 311 to 323 MB by where blocks happened to
+# fall. Fixed at glibc's own start value, every block from 128 KiB is mapped
+# for itself and unmapped when freed (docs/performance.md).
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
+MMAP_THRESHOLD = 128 * 1024
+
+
+def pin_allocator(environ=os.environ):
+    """Fix glibc's mmap threshold at MMAP_THRESHOLD; True where it was fixed here. Not where the
+    C library is not glibc, nor where the caller set MALLOC_MMAP_THRESHOLD_, which glibc has read."""
+    try:
+        glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError):  # a C library that does not know the name
+        glibc = False
+    if not glibc or "MALLOC_MMAP_THRESHOLD_" in environ:
+        return False
+    import ctypes
+    return ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+
+
 # OpenBLAS kernels that need more than SSE4.1, by the name OPENBLAS_CORETYPE
 # takes (any case): OpenBLAS runs a forced kernel without asking the CPU, so
 # one the CPU lacks dies of SIGILL. Only where the caller's variables are in
@@ -427,12 +454,13 @@ def kernels():
 
 
 def prepare():
-    """What mxnet's import needs first: the kernels fixed, its library loads, numpy has the names it
-    reads, distutils is there, and the thread variables it reads hold what it takes.
+    """What mxnet's import needs first: the kernels and glibc's mmap threshold fixed, its library loads,
+    numpy has the names it reads, distutils is there, and the thread variables it reads hold what it takes.
 
     Raises Unavailable, with one line, where it cannot be had.
     """
     check_environment()  # the caller's own values first: a mistake there is named even where pinned
+    pin_allocator()
     if pin_kernels() == "native":  # before numpy or libmxnet.so (and the OpenBLAS each brings) loads
         trouble = kernel_problem(os.environ, cpu_features())
         if trouble:

@@ -23,16 +23,16 @@ def set_seed(seed):
 def synthetic_data(true_w, true_b, num_examples, noise):
     """X ~ N(0, 1) of shape (n, k); y = X w + b + noise * N(0, 1) of shape (n,).
 
-    X w + b is made CHUNK rows at a time, so its temporaries are a few MB
-    whatever n (linear is elementwise: the same bits as all rows at once).
+    The noise is drawn into y, then X w + b added to it CHUNK rows at a time:
+    its temporaries are a few MB whatever n, and no array of n noise is kept
+    beside y. The same bits as the tutorial's y + noise: linear is elementwise,
+    and float addition is commutative.
     """
     X = nd.random_normal(shape=(num_examples, len(true_w)))
-    y = nd.empty((num_examples,))
+    y = nd.random_normal(shape=(num_examples,))  # the noise's draw, second as in the tutorial
+    y *= noise
     for i in range(0, num_examples, CHUNK):
-        linear(X[i:i + CHUNK], true_w, true_b).copyto(y[i:i + CHUNK])
-    e = nd.random_normal(shape=y.shape)
-    e *= noise  # in place: noise * e would be one more array of n
-    y += e
+        y[i:i + CHUNK] += linear(X[i:i + CHUNK], true_w, true_b)
     return X, y
 
 
@@ -118,7 +118,7 @@ def memory_needed(config):
     page: the labels' sum of k terms, three arrays a term (a column, its
     product, the sum so far) that MXNet's engine, running ahead of Python,
     may hold at once (made CHUNK rows at a time, so this bounds them), and
-    the rest (the labels' noise, the loss on all the data, an epoch's order
+    the rest (the loss on all the data, an epoch's order
     of the examples and --fast's next, an iterator's); and the float64
     oracles (ols, curvature): [X, 1] for `rows` rows at a time, all n where there
     are fewer examples than unknowns, else CHUNK, twice (it and its float64

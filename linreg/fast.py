@@ -32,6 +32,9 @@ from .config import CHUNK
 # calls cost the caller about 40 µs, hidden behind the engine's 340 at batch
 # 10; 64 was 3 % faster and took 30 ms to bind, not 20 (docs/performance.md).
 GROUP = 32
+# At most this many rows a group: a group's graph holds each step's arrays, about 100 bytes a
+# row (3.1 MB for 32 steps of 1,000), and from batch 256 its steps hide its calls' cost anyway.
+GROUP_ROWS = 1 << 13
 # Examples from which the next epoch's order is drawn on a thread while this epoch runs:
 # below, the draw (about 17 ns an example) costs less than starting a thread.
 DRAW_AHEAD = 1 << 16
@@ -125,19 +128,19 @@ class ChunkedLoss:
     into `out` (n numbers): gluon's L2Loss(net(X), y) by the operators the net and the
     loss run (FullyConnected, the difference, square, its ½) as prepared calls, without
     L2Loss's mean over each example's one output, which is that output. Elementwise per
-    example, so the same values in chunks; the temporaries are a chunk's."""
+    example, so the same values in chunks, each written in place in `out`: no temporaries."""
 
     def __init__(self, dense, X, y, out):
         n, ctx = X.shape[0], X.context
         w, b = dense.weight.data(ctx), dense.bias.data(ctx)
-        pred, y, out = nd.empty((min(CHUNK, n), 1), ctx=ctx), y.reshape((n, 1)), out.reshape((n, 1))
+        y, out = y.reshape((n, 1)), out.reshape((n, 1))
         self.calls = []
         for i in range(0, n, CHUNK):
             j = min(i + CHUNK, n)
-            p = pred[:j - i]
+            p = out[i:j]  # each operator elementwise in place: no temporary
             self.calls += [Call("FullyConnected", [X[i:j], w, b], [p], num_hidden=1, flatten=True),
                            Call("_minus", [y[i:j], p], [p]), Call("square", [p], [p]),
-                           Call("_mul_scalar", [p], [out[i:j]], scalar=0.5)]
+                           Call("_mul_scalar", [p], [p], scalar=0.5)]
 
     def __call__(self):
         for call in self.calls:
@@ -234,9 +237,9 @@ def numpy_view(array):
 
 
 class BoundSteps:
-    """An epoch's SGD steps, GROUP to a call into MXNet: group_symbol bound to the
-    data, the epoch's order and the net's own weight and bias, once for a whole
-    group and once for the epoch's last group if it differs.
+    """An epoch's SGD steps, GROUP to a call into MXNet (fewer from batch 257: GROUP_ROWS):
+    group_symbol bound to the data, the epoch's order and the net's own weight and bias,
+    once for a whole group and once for the epoch's last group if it differs.
 
     Nothing waits between groups. The epoch's order is in MXNet's own array
     before the epoch, and where a group starts in it is an array that an
@@ -255,9 +258,10 @@ class BoundSteps:
         n, ctx = features.shape[0], features.context
         size = min(batch_size, n)  # a batch larger than the data is all of it
         whole, short = divmod(n, size)
-        groups = -(-(whole + bool(short)) // GROUP)
-        last = (size,) * (whole - (groups - 1) * GROUP) + (short,) * bool(short)  # the short batch is last
-        self.groups = [((size,) * GROUP, groups - 1), (last, 1)]  # (kind, how many in a row), an epoch's
+        steps = max(1, min(GROUP, GROUP_ROWS // size))  # a group's
+        groups = -(-(whole + bool(short)) // steps)
+        last = (size,) * (whole - (groups - 1) * steps) + (short,) * bool(short)  # the short batch is last
+        self.groups = [((size,) * steps, groups - 1), (last, 1)]  # (kind, how many in a row), an epoch's
         self.order = nd.empty((n,), dtype=index_dtype(n), ctx=ctx)
         # The loss on all the data, taken once an epoch's steps are done, goes into the order's
         # memory: one array of n, not two. It is its own array to MXNet's engine, which orders

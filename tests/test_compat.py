@@ -37,6 +37,37 @@ def test_names_numpy_has_are_left_untouched():
     assert proc.stdout.strip() == "[]"
 
 
+# 24 arrays of 1 MB made between small ones, after a 16 MB one was freed, then freed: what
+# goes back to the system (MB). Unpinned, glibc's threshold rises to 16 MB (its trim threshold
+# to 32) and serves them from a heap, which keeps them.
+FREED = """
+import os, linreg, mxnet
+from mxnet import nd
+rss = lambda: int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+big = nd.ones((1 << 22,)); nd.waitall(); del big; nd.waitall()
+large, kept = [], []
+for _ in range(24):
+    large.append(nd.ones((1 << 18,)))
+    kept.append(nd.ones((16,)))
+nd.waitall(); before = rss()
+del large; nd.waitall()
+print((before - rss()) / 2**20)
+"""
+
+
+@pytest.mark.skipif(not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"), reason="glibc's malloc")
+@pytest.mark.parametrize("threshold, returned", [(None, True), ("16777216", False)], ids=["pinned", "the caller's"])
+def test_a_freed_array_goes_back_to_the_system_unless_the_caller_set_the_threshold(threshold, returned):
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    if threshold:  # and its trim threshold above it, as glibc's own rise would set
+        env.update(MALLOC_MMAP_THRESHOLD_=threshold, MALLOC_TRIM_THRESHOLD_=str(2 * int(threshold)))
+    proc = subprocess.run([sys.executable, "-c", FREED], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    freed = float(proc.stdout)
+    assert freed > 18 if returned else freed < 6  # of 24: the kept arrays' pages hold a few
+
+
 def test_every_name_mxnet_reads_exists_now():
     for name in list(compat.CONSTANTS) + list(compat.FUNCTIONS):
         assert name in vars(numpy) or name in getattr(numpy, "__deprecated_attrs__", {}), name

@@ -39,8 +39,10 @@ def epoch_sizes(n, b):
     return [len(range(i, min(i + b, n))) for i in range(0, n, b)]
 
 
-@pytest.mark.parametrize("n, b", [(1000, 10), (25, 10), (5, 10), (10, 10), (1, 1), (11, 10), (640, 10)])
-def test_fast_binds_a_graph_for_a_whole_group_and_one_for_the_last(monkeypatch, n, b):
+@pytest.mark.parametrize("n, b, steps", [(1000, 10, 32), (25, 10, 32), (5, 10, 32), (10, 10, 32), (1, 1, 32),
+                                         (11, 10, 32), (640, 10, 32), (8600, 256, 32), (20500, 1000, 8),
+                                         (9000, 300, 27), (20000, 9000, 1)])
+def test_fast_binds_a_graph_for_a_whole_group_and_one_for_the_last(monkeypatch, n, b, steps):
     config = defaults(gluon, num_examples=n, batch_size=b, epochs=1, fast=True)
     made = []
 
@@ -51,9 +53,10 @@ def test_fast_binds_a_graph_for_a_whole_group_and_one_for_the_last(monkeypatch, 
     monkeypatch.setattr(fast, "BoundSteps", Recorded)
     gluon.train(config)
     sizes = epoch_sizes(n, b)
-    # The groups are the epoch's batches in order, GROUP at a time; a graph for each kind of group.
+    # The groups are the epoch's batches in order, GROUP at a time, or as many as make GROUP_ROWS
+    # rows (8192; one where a batch has more); a graph for each kind of group.
     groups = [kind for kind, count in made[0].groups for _ in range(count)]
-    assert groups == [tuple(sizes[i:i + fast.GROUP]) for i in range(0, len(sizes), fast.GROUP)]
+    assert groups == [tuple(sizes[i:i + steps]) for i in range(0, len(sizes), steps)]
     assert list(made[0].calls) == list(dict.fromkeys(groups)) and len(made[0].calls) <= 2
 
 

@@ -121,10 +121,12 @@ def assert_same_run(quick, faithful):
 @pytest.mark.parametrize("changes", [{}, {"num_examples": 1005}, {"batch_size": 1000, "num_examples": 3000},
                                      {"batch_size": 10, "num_examples": 7}, {"true_w": (1.0, -2.0, 0.5)},
                                      {"batch_size": 100, "num_examples": 3250}, {"batch_size": 1, "num_examples": 50},
-                                     {"true_w": tuple(np.linspace(-3, 3, 17)), "epochs": 2}, {"noise": 0.0, "epochs": 6}],
+                                     {"true_w": tuple(np.linspace(-3, 3, 17)), "epochs": 2}, {"noise": 0.0, "epochs": 6},
+                                     {"batch_size": 1000, "num_examples": 20500}],
                          ids=["default", "short last batch", "batch 1000", "batch beyond the data", "3 inputs",
                               "batch 100, a short last batch after whole groups", "batch 1", "17 inputs",
-                              "no noise, losses to the smallest floats"])
+                              "no noise, losses to the smallest floats",
+                              "batch 1000, groups of 8 (GROUP_ROWS), a short last batch"])
 def test_fast_equals_faithful_gluon(changes):
     # Same seed, same numpy shuffle, so the same batches in the same order.
     config = defaults(gluon, **changes)
