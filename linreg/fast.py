@@ -17,7 +17,6 @@ operators as prepared calls, queued behind the epoch's last steps.
 import contextlib
 import ctypes
 import os
-import threading
 
 import mxnet as mx
 import numpy as np
@@ -35,9 +34,6 @@ GROUP = 32
 # At most this many rows a group: a group's graph holds each step's arrays, about 100 bytes a
 # row (3.1 MB for 32 steps of 1,000), and from batch 256 its steps hide its calls' cost anyway.
 GROUP_ROWS = 1 << 13
-# Examples from which the next epoch's order is drawn on a thread while this epoch runs:
-# below, the draw (about 17 ns an example) costs less than starting a thread.
-DRAW_AHEAD = 1 << 16
 
 
 def index_dtype(num_examples):
@@ -247,11 +243,11 @@ class BoundSteps:
     MXNet's engine: the graph, the update of its last step into the net's
     weight and bias, the offset's advance, and a copy of its losses.
 
-    With a next epoch and n ≥ DRAW_AHEAD, its order is drawn on a thread of
-    its own while this epoch's steps run (numpy's shuffle lets go of the GIL),
-    into a numpy array of n indices, and copied into MXNet's at the next
-    epoch's start: the draw, the largest cost between epochs, is off the
-    engine's path.
+    Nor between epochs: the first epoch's order is drawn into MXNet's array;
+    each next one, once this epoch's steps and its loss on all the data are
+    queued, into one of two arrays while MXNet runs them, then copied in by an
+    operator queued with the offset's reset and the next epoch's first group:
+    MXNet's engine runs those while this epoch's loss is read and printed.
     """
 
     def __init__(self, net, lr, batch_size, features, labels, epochs=1):
@@ -262,21 +258,30 @@ class BoundSteps:
         groups = -(-(whole + bool(short)) // steps)
         last = (size,) * (whole - (groups - 1) * steps) + (short,) * bool(short)  # the short batch is last
         self.groups = [((size,) * steps, groups - 1), (last, 1)]  # (kind, how many in a row), an epoch's
+        self.kinds = [kind for kind, count in self.groups for _ in range(count)]  # the epoch's groups in order
         self.order = nd.empty((n,), dtype=index_dtype(n), ctx=ctx)
-        # The loss on all the data, taken once an epoch's steps are done, goes into the order's
-        # memory: one array of n, not two. It is its own array to MXNet's engine, which orders
-        # its writes after the order's reads only through the weights (BoundSteps.epoch).
-        self.losses = nd.from_numpy(numpy_view(self.order).view(np.float32)[:n], zero_copy=True)
         self.offset = nd.zeros((1,), dtype=index_dtype(n), ctx=ctx)
+        self.epochs, self.evaluated, self.ahead = epochs, False, None
+        if epochs > 1:
+            # The next orders, in turn: one is drawn into (through numpy) while the copy from the
+            # other is queued or done. nd.empty's memory is there when made (numpy_view).
+            arrays = [nd.empty((n,), dtype=self.order.dtype, ctx=ctx) for _ in range(2)]
+            self.next_orders = [numpy_view(a) for a in arrays]
+            self.copies = [Call("_copy", [a], [self.order]) for a in arrays]
+            self.reset = Call("zeros_like", [self.offset], [self.offset])
+            self.losses = nd.empty((n,), ctx=ctx)
+        else:
+            # With one epoch the loss on all the data, taken once its steps are done, goes into the
+            # order's memory: one array of n, not two. It is its own array to MXNet's engine, which
+            # orders its writes after the order's reads only through the weights (BoundSteps.epoch).
+            self.losses = nd.from_numpy(numpy_view(self.order).view(np.float32)[:n], zero_copy=True)
         dense = net[0]
         self.full_loss = ChunkedLoss(dense, features, labels, out=self.losses)
-        self.next_order = np.empty(n, dtype=self.order.dtype) if epochs > 1 and n >= DRAW_AHEAD else None
-        self.epochs, self.drawn, self.evaluated = epochs, False, False
         weights = [dense.weight.data(ctx), dense.bias.data(ctx)]
         args = {"features": features, "labels": labels.reshape((n, 1)), "order": self.order, "offset": self.offset,
                 dense.weight.name: weights[0], dense.bias.name: weights[1]}
         self.calls = {}
-        for kind in dict.fromkeys(kind for kind, count in self.groups if count):  # the last may be whole
+        for kind in dict.fromkeys(self.kinds):  # the last may be whole
             symbol = group_symbol(kind, lr, features.shape, dense.weight.name, dense.bias.name)
             with plain_bind():
                 exe = symbol.bind(ctx, args, grad_req="null")
@@ -290,67 +295,58 @@ class BoundSteps:
                                 Call("_copy", exe.outputs[:1]))
 
     def shuffle(self):
-        """The epoch's order in MXNet's array, drawn now or before, and the offset at its start.
-        Between epochs MXNet has nothing left to run, the last epoch's losses read: waiting
-        for all of it costs no trip through its engine, unlike waiting for an array."""
+        """The first epoch's order drawn into MXNet's array, and the offset at its start, once
+        MXNet has run all it has queued: waiting for all of it costs no trip through its
+        engine, unlike waiting for an array."""
         check_call(_LIB.MXNDArrayWaitAll())
         order, offset = numpy_view(self.order), numpy_view(self.offset)  # only now: see numpy_view
-        if self.drawn:
-            order[:] = self.next_order
-        else:
-            sampler_order(order.shape[0], out=order)
-        self.drawn = False
+        sampler_order(order.shape[0], out=order)
         offset[0] = 0
 
+    def group(self, kind):
+        """Queue a group's four calls; return its batches' mean losses, an array to read later."""
+        exe, update, advance, losses = self.calls[kind]
+        check_call(_LIB.MXExecutorForward(exe.handle, ctypes.c_int(1)))
+        update()
+        advance()
+        return losses()
+
     def evaluate(self):
-        """The loss on all the data these steps train on (ChunkedLoss), into the order's memory:
-        queued by the epoch, or now once all MXNet has queued is done (before training)."""
+        """The loss on all the data these steps train on (ChunkedLoss), into `losses`: queued
+        by the epoch, or now once all MXNet has queued is done (before training)."""
         if not self.evaluated:
             check_call(_LIB.MXNDArrayWaitAll())
             self.full_loss()
         self.evaluated = False
         return self.losses
 
-    def draw_next(self):
-        """Start drawing the next epoch's order into next_order, on a thread of its own.
-        Returns the thread and a list that will hold what the draw raised, if anything."""
-        failed = []
-
-        def draw():
-            try:
-                sampler_order(len(self.next_order), self.next_order)
-            except BaseException as e:  # raised again in the training thread (epoch)
-                failed.append(e)
-        thread = threading.Thread(target=draw, name="linreg-next-order")
-        thread.start()
-        return thread, failed
-
     def epoch(self, progress, epoch):
         """One pass over the data in the DataLoader's order, a group of batches at a call, then
-        the loss on all the data queued behind it, before the epoch's last losses are read."""
-        self.shuffle()
-        drawing = self.draw_next() if self.next_order is not None and epoch < self.epochs else None
-        kinds = [kind for kind, count in self.groups for _ in range(count)]
-        try:
-            for g, kind in enumerate(kinds):
-                exe, update, advance, losses = self.calls[kind]
-                check_call(_LIB.MXExecutorForward(exe.handle, ctypes.c_int(1)))
-                update()
-                advance()
-                means = losses()
-                if g == len(kinds) - 1:
-                    # Its writes over the order's memory come after the last step's reads: they
-                    # follow its update of the weights, which follows its graph, the order's last reader.
-                    self.full_loss()
-                    self.evaluated = True
-                progress.batches(epoch, means)
-        finally:  # the next order drawn before the epoch ends, or before a stop ends it: no thread left
-            if drawing is not None:
-                drawing[0].join()
-        if drawing is not None:
-            if drawing[1]:
-                raise drawing[1][0]
-            self.drawn = True
+        the loss on all the data queued behind it, before the epoch's last losses are read;
+        then the next epoch's order drawn and, with its first group, queued (next_epoch)."""
+        ahead, self.ahead = self.ahead, None  # the first group's losses, queued by the epoch before
+        if ahead is None:
+            self.shuffle()
+        for g, kind in enumerate(self.kinds):
+            means = ahead if g == 0 and ahead is not None else self.group(kind)
+            if g == len(self.kinds) - 1:
+                # Its writes come after the last step's reads of the data: they follow its
+                # update of the weights, which follows its graph.
+                self.full_loss()
+                self.evaluated = True
+            progress.batches(epoch, means)
+        if epoch < self.epochs:
+            self.next_epoch(epoch % 2)
+
+    def next_epoch(self, turn):
+        """Draw the next epoch's order into next_orders[turn] while MXNet runs this epoch's last
+        steps, then queue its copy into MXNet's order, the offset's reset and the next epoch's
+        first group. The copy writes the order after this epoch's graphs read it. The order
+        drawn into was last copied from before this epoch's first group, which read it."""
+        sampler_order(len(self.next_orders[turn]), out=self.next_orders[turn])
+        self.copies[turn]()
+        self.reset()
+        self.ahead = self.group(self.kinds[0])
 
 
 def pieces(make_net, loss, ctx=None):

@@ -2,7 +2,6 @@
 
 import json
 import signal
-import threading
 
 import numpy as np
 import pytest
@@ -120,39 +119,30 @@ def test_fast_stops_after_the_group_a_signal_comes_in_with_every_loss_it_took(mo
     assert quick.theta.tolist() == faithful.theta.tolist()
 
 
-def test_a_stop_while_fast_draws_the_next_order_waits_for_the_draw(monkeypatch):
-    # The stop ends training after the group; the thread drawing the next epoch's order
-    # is joined, not left behind, and the run is the faithful one stopped there. The draw
-    # is held until something joins its thread, so a missing join leaves it running.
-    monkeypatch.setattr(fast, "DRAW_AHEAD", 1)
-    drawing, joined = threading.Event(), threading.Event()
-    real_draw, real_batches = fast.sampler_order, progress.Progress.batches
+def test_a_stop_between_epochs_ends_fast_after_the_next_epochs_first_group(monkeypatch):
+    # --fast queues the next epoch's first group before the epoch's loss is read. A stop
+    # that comes while it is read is acted on at that group's end, as at any group's: the
+    # faithful run stopped there, the epoch's batches and the group's, every loss kept.
+    real_epoch, real_batch = progress.Progress.epoch, progress.Progress.batch
 
-    def held_draw(n, out=None):
-        if threading.current_thread().name == "linreg-next-order":
-            drawing.set()
-            assert joined.wait(10)
-        return real_draw(n, out)
-
-    class Joined(threading.Thread):
-        def join(self, timeout=None):
-            joined.set()
-            super().join(timeout)
-
-    def stopped(self, epoch, means):
-        assert drawing.wait(10)  # the stop comes while the next order is being drawn
+    def noted(self, epoch, loss):
         self._noted.append(signal.SIGTERM)
-        return real_batches(self, epoch, means)
-    monkeypatch.setattr(fast, "sampler_order", held_draw)
-    monkeypatch.setattr(fast.threading, "Thread", Joined)
-    monkeypatch.setattr(progress.Progress, "batches", stopped)
-    try:
-        quick = gluon.train(defaults(gluon, epochs=3, fast=True))
-        left = [t for t in threading.enumerate() if t.name == "linreg-next-order"]
-    finally:
-        joined.set()
-    assert quick.interrupted == "SIGTERM" and len(quick.batch_losses) == fast.GROUP
-    assert left == []
+        return real_epoch(self, epoch, loss)
+    monkeypatch.setattr(progress.Progress, "epoch", noted)
+    config = defaults(gluon, epochs=3)  # 100 batches an epoch: groups of 32, 32, 32 and 4
+    quick = gluon.train(config.replace(fast=True))
+    monkeypatch.undo()
+
+    def stopped(self, epoch, loss):
+        if self.iteration == 100 + fast.GROUP - 1:
+            self._noted.append(signal.SIGTERM)
+        return real_batch(self, epoch, loss)
+    monkeypatch.setattr(progress.Progress, "batch", stopped)
+    faithful = gluon.train(config)
+    assert quick.interrupted == faithful.interrupted == "SIGTERM"
+    assert len(quick.batch_losses) == 100 + fast.GROUP and len(quick.epoch_losses) == 1
+    assert quick.batch_losses == faithful.batch_losses and quick.epoch_losses == faithful.epoch_losses
+    assert quick.theta.tolist() == faithful.theta.tolist()
 
 
 @pytest.mark.parametrize("impl, lr", [(scratch, "0.5"), (gluon, "1000")])

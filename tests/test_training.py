@@ -2,13 +2,12 @@
 
 import json
 import os
-import threading
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from linreg import fast, gluon, scratch
+from linreg import fast, gluon, progress, scratch
 from linreg.data import set_seed, synthetic_data
 
 from .conftest import OLS_TOL, TRUE_TOL, defaults
@@ -157,38 +156,26 @@ def test_fast_in_groups_equals_faithful_gluon(monkeypatch, group, num_examples):
     assert_same_run(gluon.train(config.replace(fast=True)), faithful)
 
 
-@pytest.mark.parametrize("num_examples", [1005, 3000])
-def test_fast_with_the_next_order_drawn_ahead_equals_faithful_gluon(monkeypatch, num_examples):
-    # From DRAW_AHEAD examples on, the next epoch's order is drawn on a thread while an
-    # epoch runs and copied into MXNet's between epochs; 1 draws ahead at any size.
-    config = defaults(gluon, num_examples=num_examples, epochs=4)
+@pytest.mark.parametrize("num_examples", [1005, 3000, 70_000])
+def test_fast_queues_the_next_epoch_before_reading_this_ones_loss_and_equals_faithful_gluon(
+        monkeypatch, num_examples):
+    # When an epoch's loss is read, its next epoch's order has been drawn and its first
+    # group queued (MXNet runs them while Python reads and prints); the last epoch queues
+    # none. The orders are drawn in turn, as the DataLoader's, so the same run.
+    config = defaults(gluon, num_examples=num_examples, batch_size=100, epochs=4)
     faithful = gluon.train(config)
-    monkeypatch.setattr(fast, "DRAW_AHEAD", 1)
-    drawn = []
-    real = fast.sampler_order
-    monkeypatch.setattr(fast, "sampler_order", lambda n, out=None: drawn.append(threading.current_thread().name) or
-                        real(n, out))
+    made, queued = [], []
+
+    class Recorded(fast.BoundSteps):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+    real = progress.Progress.epoch
+    monkeypatch.setattr(fast, "BoundSteps", Recorded)
+    monkeypatch.setattr(progress.Progress, "epoch", lambda self, epoch, loss: queued.append(made[0].ahead is not None)
+                        or real(self, epoch, loss))
     assert_same_run(gluon.train(config.replace(fast=True)), faithful)
-    assert drawn == ["MainThread"] + ["linreg-next-order"] * 3  # the last epoch draws no next
-
-
-def test_a_failed_draw_of_the_next_order_is_raised_not_trained_on(monkeypatch):
-    # What the drawing thread raises reaches the caller; the epoch after it never runs.
-    monkeypatch.setattr(fast, "DRAW_AHEAD", 1)
-    real = fast.sampler_order
-
-    def draw(n, out=None):
-        if threading.current_thread().name == "linreg-next-order":
-            raise MemoryError("no room for the next order")
-        return real(n, out)
-    monkeypatch.setattr(fast, "sampler_order", draw)
-    epochs = []
-    real_epoch = fast.BoundSteps.epoch
-    monkeypatch.setattr(fast.BoundSteps, "epoch", lambda self, progress, epoch: epochs.append(epoch) or
-                        real_epoch(self, progress, epoch))
-    with pytest.raises(MemoryError, match="no room for the next order"):
-        gluon.train(defaults(gluon, epochs=3, fast=True))
-    assert epochs == [1]
+    assert queued == [True, True, True, False]
 
 
 def test_fast_diverges_where_faithful_gluon_does():
