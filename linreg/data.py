@@ -114,12 +114,12 @@ def memory_needed(config):
     """Bytes a run allocates at its peak, beyond MXNet's own baseline.
 
     With n examples, k inputs and m = min(n, k + 1): X and y in float32
-    (4 n (k + 1)); 3 k working arrays of n floats, each at least a 4 KiB
-    page: the labels' sum of k terms, three arrays a term (a column, its
-    product, the sum so far) that MXNet's engine, running ahead of Python,
-    may hold at once (made CHUNK rows at a time, so this bounds them), and
-    the rest (the loss on all the data, an epoch's order
-    of the examples and --fast's next, an iterator's); and the float64
+    (4 n (k + 1)); 3 k working arrays of n floats, and at least 4, each at
+    least a 4 KiB page: the labels' sum of k terms, three arrays a term (a
+    column, its product, the sum so far) that MXNet's engine, running ahead
+    of Python, may hold at once (made CHUNK rows at a time, so this bounds
+    them), and the rest (the loss on all the data, an epoch's order of the
+    examples, --fast's two next orders, an iterator's); and the float64
     oracles (ols, curvature): [X, 1] for `rows` rows at a time, all n where there
     are fewer examples than unknowns, else CHUNK, twice (it and its float64
     source), with the m x m Gram matrix, lstsq's copy and workspace of the
@@ -129,5 +129,5 @@ def memory_needed(config):
     m = min(n, k + 1)
     rows = n if n < k + 1 else min(n, CHUNK)
     data, design, gram = 4 * n * (k + 1), 8 * rows * (k + 1), 8 * m * m
-    working = 3 * k * max(4096, 4 * n)
+    working = max(3 * k, 4) * max(4096, 4 * n)
     return data + working + 2 * design + 3 * gram + 2 * max(design, gram)

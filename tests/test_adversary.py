@@ -521,11 +521,23 @@ def test_the_memory_estimate_bounds_the_real_peak(n, k):
     assert real <= estimate <= 3 * real
 
 
+def test_the_memory_estimate_bounds_fasts_peak_over_epochs():
+    # With a next epoch --fast holds four arrays of n numbers beside the data (the order, the
+    # two next orders it takes turns in, the loss on all the data): at one input, more than
+    # the 3 k working arrays the estimate allows for the labels' sum.
+    from linreg.config import GLUON
+    from linreg.data import memory_needed
+    n = 3_000_000
+    real = peak_growth("gluon", "--fast", "--epochs", "2", "--batch-size", "1000", "--num-examples", str(n),
+                       "--true-w=1")
+    assert real <= memory_needed(GLUON.replace(num_examples=n, true_w=(1.0,)))
+
+
 def test_fast_peak_memory_is_the_data_and_one_more_array():
     # The benchmark's 10M job, one epoch. Beside the data (float32 X and y),
-    # a --fast run holds one more array of n floats at a time: the labels'
-    # noise while they are made, then an epoch's order of the examples, then
-    # the loss on all of them. 32 MiB is for what does not grow with n (the
+    # a --fast run holds one more array of n floats at a time: an epoch's order
+    # of the examples, then the loss on all of them, in its memory (the labels'
+    # noise is drawn into the labels). 32 MiB is for what does not grow with n (the
     # oracles' float64 chunks are 12 MiB); measured here: 169 MiB of 185.
     # A copy of the data, the order sent to MXNet whole or the loss on all the
     # data in one piece would each exceed it (208 MiB for the last two); the
