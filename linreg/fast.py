@@ -32,7 +32,8 @@ from .config import CHUNK
 # 10; 64 was 3 % faster and took 30 ms to bind, not 20 (docs/performance.md).
 GROUP = 32
 # At most this many rows a group: a group's graph holds each step's arrays, about 100 bytes a
-# row (3.1 MB for 32 steps of 1,000), and from batch 256 its steps hide its calls' cost anyway.
+# row (3.1 MB for 32 steps of 1,000); where that makes fewer than GROUP steps (from batch 257),
+# a step costs enough to hide a group's calls anyway.
 GROUP_ROWS = 1 << 13
 
 
@@ -330,8 +331,8 @@ class BoundSteps:
         for g, kind in enumerate(self.kinds):
             means = ahead if g == 0 and ahead is not None else self.group(kind)
             if g == len(self.kinds) - 1:
-                # Its writes come after the last step's reads of the data: they follow its
-                # update of the weights, which follows its graph.
+                # With one epoch its writes go over the order's memory, after the last step's
+                # reads of it: they follow its update of the weights, which follows its graph.
                 self.full_loss()
                 self.evaluated = True
             progress.batches(epoch, means)
@@ -341,8 +342,10 @@ class BoundSteps:
     def next_epoch(self, turn):
         """Draw the next epoch's order into next_orders[turn] while MXNet runs this epoch's last
         steps, then queue its copy into MXNet's order, the offset's reset and the next epoch's
-        first group. The copy writes the order after this epoch's graphs read it. The order
-        drawn into was last copied from before this epoch's first group, which read it."""
+        first group. The copy writes the order after this epoch's graphs read it. The array
+        drawn into was last copied from two epochs ago, before the previous epoch's first
+        group, which read what the copy wrote; that epoch's loss, read before this epoch
+        began, came after all of its groups."""
         sampler_order(len(self.next_orders[turn]), out=self.next_orders[turn])
         self.copies[turn]()
         self.reset()
