@@ -134,7 +134,7 @@ class ChunkedLoss:
         self.calls = []
         for i in range(0, n, CHUNK):
             j = min(i + CHUNK, n)
-            p = out[i:j]  # each operator elementwise in place: no temporary
+            p = out[i:j]
             self.calls += [Call("FullyConnected", [X[i:j], w, b], [p], num_hidden=1, flatten=True),
                            Call("_minus", [y[i:j], p], [p]), Call("square", [p], [p]),
                            Call("_mul_scalar", [p], [p], scalar=0.5)]
@@ -258,8 +258,7 @@ class BoundSteps:
         steps = max(1, min(GROUP, GROUP_ROWS // size))  # a group's
         groups = -(-(whole + bool(short)) // steps)
         last = (size,) * (whole - (groups - 1) * steps) + (short,) * bool(short)  # the short batch is last
-        self.groups = [((size,) * steps, groups - 1), (last, 1)]  # (kind, how many in a row), an epoch's
-        self.kinds = [kind for kind, count in self.groups for _ in range(count)]  # the epoch's groups in order
+        self.kinds = [(size,) * steps] * (groups - 1) + [last]  # the epoch's groups in order, by their batches
         self.order = nd.empty((n,), dtype=index_dtype(n), ctx=ctx)
         self.offset = nd.zeros((1,), dtype=index_dtype(n), ctx=ctx)
         self.epochs, self.evaluated, self.ahead = epochs, False, None

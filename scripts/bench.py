@@ -306,7 +306,7 @@ def call_costs(calls=400, repeats=5):
     p["net"](nd.zeros((1, config.num_inputs)))
     steps = fast.BoundSteps(p["net"], config.lr, config.batch_size, features, labels)
     steps.shuffle()
-    exe, update, advance, losses = steps.calls[steps.groups[0][0]]
+    exe, update, advance, losses = steps.calls[steps.kinds[0]]
 
     def timed(call, times=calls):
         thread, whole = [], []

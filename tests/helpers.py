@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from linreg import scratch
+from linreg import fast, scratch
 from linreg.data import set_seed, synthetic_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +28,18 @@ ROOT_PATH = pathlib.Path(ROOT)
 
 
 # Running linreg ----------------------------------------------------------------
+
+def record_bound_steps(monkeypatch):
+    """From now on, each linreg.fast.BoundSteps made is kept in the list returned."""
+    made = []
+
+    class Recorded(fast.BoundSteps):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+    monkeypatch.setattr(fast, "BoundSteps", Recorded)
+    return made
+
 
 def run_main(impl, argv):
     """(exit code, stdout, stderr) of impl.main(argv), in this process."""

@@ -12,6 +12,7 @@ from mxnet import nd
 from mxnet.gluon import nn
 
 from .conftest import defaults
+from .helpers import record_bound_steps
 
 
 # --fast -------------------------------------------------------------------------
@@ -44,18 +45,12 @@ def epoch_sizes(n, b):
                                          (9000, 300, 27), (20000, 9000, 1)])
 def test_fast_binds_a_graph_for_a_whole_group_and_one_for_the_last(monkeypatch, n, b, steps):
     config = defaults(gluon, num_examples=n, batch_size=b, epochs=1, fast=True)
-    made = []
-
-    class Recorded(fast.BoundSteps):
-        def __init__(self, *args):
-            super().__init__(*args)
-            made.append(self)
-    monkeypatch.setattr(fast, "BoundSteps", Recorded)
+    made = record_bound_steps(monkeypatch)
     gluon.train(config)
     sizes = epoch_sizes(n, b)
     # The groups are the epoch's batches in order, GROUP at a time, or as many as make GROUP_ROWS
     # rows (8192; one where a batch has more); a graph for each kind of group.
-    groups = [kind for kind, count in made[0].groups for _ in range(count)]
+    groups = made[0].kinds
     assert groups == [tuple(sizes[i:i + steps]) for i in range(0, len(sizes), steps)]
     assert list(made[0].calls) == list(dict.fromkeys(groups)) and len(made[0].calls) <= 2
 
@@ -70,7 +65,7 @@ def test_fast_gathers_by_indices_beyond_float32_in_the_graph(monkeypatch):
     steps = fast.BoundSteps(net, 0.0, 2, features, labels)
     monkeypatch.setattr(np.random, "shuffle", lambda order: order.__setitem__(slice(None), order[::-1].copy()))
     steps.shuffle()
-    exe, update, advance, losses = steps.calls[steps.groups[0][0]]
+    exe, update, advance, losses = steps.calls[steps.kinds[0]]
     exe.forward(is_train=True)
     # The first batch is the last two examples: 1/2 (0 - 2)^2 and 0, their mean 1.
     assert losses().asnumpy()[0] == 1.0

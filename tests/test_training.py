@@ -11,7 +11,7 @@ from linreg import fast, gluon, progress, scratch
 from linreg.data import set_seed, synthetic_data
 
 from .conftest import OLS_TOL, TRUE_TOL, defaults
-from .helpers import REPLAY_RTOL, params, replay_theta
+from .helpers import REPLAY_RTOL, params, record_bound_steps, replay_theta
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_learns_true_and_ols_parameters(impl, seed):
@@ -164,14 +164,8 @@ def test_fast_queues_the_next_epoch_before_reading_this_ones_loss_and_equals_fai
     # none. The orders are drawn in turn, as the DataLoader's, so the same run.
     config = defaults(gluon, num_examples=num_examples, batch_size=100, epochs=4)
     faithful = gluon.train(config)
-    made, queued = [], []
-
-    class Recorded(fast.BoundSteps):
-        def __init__(self, *args):
-            super().__init__(*args)
-            made.append(self)
+    made, queued = record_bound_steps(monkeypatch), []
     real = progress.Progress.epoch
-    monkeypatch.setattr(fast, "BoundSteps", Recorded)
     monkeypatch.setattr(progress.Progress, "epoch", lambda self, epoch, loss: queued.append(made[0].ahead is not None)
                         or real(self, epoch, loss))
     assert_same_run(gluon.train(config.replace(fast=True)), faithful)
