@@ -114,14 +114,19 @@ class Progress:
     def iteration(self):
         return len(self.batch_losses) + self._unread
 
+    @property
+    def stopping(self):
+        """A stop signal has come that the next call to batch or batches acts on."""
+        return bool(self._noted)
+
     def batch(self, epoch, loss):
         """Note one iteration's per-example loss vector."""
         self.batches(epoch, loss.mean())
 
-    def batches(self, epoch, means):
-        """Note consecutive iterations' mean losses, an array of one an iteration
-        (linreg.fast reads a group of steps' at once); a progress line for each
-        multiple of the report interval they reach.
+    def batches(self, epoch, *means):
+        """Note consecutive iterations' mean losses, arrays of one an iteration
+        (linreg.fast reads a group of steps' at once, or several groups'); a
+        progress line for each multiple of the report interval they reach.
 
         A line is printed at the next call here or at the epoch's end, so that
         reading its loss waits for steps already followed by others in MXNet's
@@ -131,8 +136,8 @@ class Progress:
         self._print_due()
         self._epoch = epoch
         first = self.iteration + 1
-        self._pending.append(means)
-        self._unread += means.shape[0]
+        self._pending += means
+        self._unread += sum(m.shape[0] for m in means)
         self._due += [(epoch, i) for i in range(-(-first // self.report_every) * self.report_every,
                                                 self.iteration + 1, self.report_every)]
         if self._noted:  # a stop signal came during these steps: they are whole, stop here

@@ -1,6 +1,7 @@
 """Progress: rounding, divergence, interrupted runs and the lines a group of losses prints."""
 
 import json
+import os
 import signal
 
 import numpy as np
@@ -142,6 +143,34 @@ def test_a_stop_between_epochs_ends_fast_after_the_next_epochs_first_group(monke
     assert quick.interrupted == faithful.interrupted == "SIGTERM"
     assert len(quick.batch_losses) == 100 + fast.GROUP and len(quick.epoch_losses) == 1
     assert quick.batch_losses == faithful.batch_losses and quick.epoch_losses == faithful.epoch_losses
+    assert quick.theta.tolist() == faithful.theta.tolist()
+
+
+def test_a_stop_before_the_next_order_is_drawn_ends_fast_after_its_group(monkeypatch):
+    # Until half an epoch is queued and the next order drawn, --fast gives progress no loss;
+    # a real SIGINT that comes in the first group still ends training at that group's end,
+    # not at the draw: the faithful run stopped there, every loss kept.
+    real_group = fast.BoundSteps.group
+
+    def interrupted(self, kind):
+        means = real_group(self, kind)
+        os.kill(os.getpid(), signal.SIGINT)  # noted (progress.training), acted on at the group's end
+        return means
+    monkeypatch.setattr(fast.BoundSteps, "group", interrupted)
+    config = defaults(gluon, epochs=2)  # groups of 32, 32, 32 and 4: half the epoch after two
+    quick = gluon.train(config.replace(fast=True))
+    monkeypatch.undo()
+    real_batch = progress.Progress.batch
+
+    def stopped(self, epoch, loss):
+        if self.iteration == fast.GROUP - 1:
+            self._noted.append(signal.SIGINT)
+        return real_batch(self, epoch, loss)
+    monkeypatch.setattr(progress.Progress, "batch", stopped)
+    faithful = gluon.train(config)
+    assert quick.interrupted == faithful.interrupted == "SIGINT"
+    assert len(quick.batch_losses) == fast.GROUP and not quick.epoch_losses
+    assert quick.batch_losses == faithful.batch_losses
     assert quick.theta.tolist() == faithful.theta.tolist()
 
 

@@ -172,6 +172,40 @@ def test_fast_queues_the_next_epoch_before_reading_this_ones_loss_and_equals_fai
     assert queued == [True, True, True, False]
 
 
+@pytest.mark.parametrize("num_examples, batch_size", [(3000, 10), (70_000, 100), (5, 10)],
+                         ids=["lines due in the first half", "groups of 32 batches of 100", "one batch an epoch"])
+def test_fast_draws_the_next_order_once_half_the_epoch_is_queued_before_reading_a_loss(
+        monkeypatch, num_examples, batch_size):
+    # MXNet runs the queued steps while the calling thread draws the next order: at the first
+    # group that takes the queued rows to half the epoch or more, with no loss read before it
+    # in the epoch (a read waits for MXNet to reach its group). The last epoch draws none.
+    config = defaults(gluon, num_examples=num_examples, batch_size=batch_size, epochs=3)
+    faithful = gluon.train(config)
+    events = []
+    for cls, name, event in ((fast.BoundSteps, "epoch", lambda self, progress, epoch: ("epoch", epoch)),
+                             (fast.BoundSteps, "group", lambda self, kind: ("group", sum(kind))),
+                             (fast.BoundSteps, "draw_next", lambda self, turn: ("draw", turn)),
+                             (progress.Progress, "_read", lambda self, epoch: ("read", epoch))):
+        def recorded(self, *args, real=getattr(cls, name), event=event):
+            events.append(event(self, *args))
+            return real(self, *args)
+        monkeypatch.setattr(cls, name, recorded)
+    assert_same_run(gluon.train(config.replace(fast=True)), faithful)
+    starts = [i for i, e in enumerate(events) if e[0] == "epoch"] + [len(events)]
+    for epoch, (i, j) in enumerate(zip(starts[:-1], starts[1:]), start=1):
+        # the epoch's first group, queued by the epoch before ahead of its loss's reads
+        ahead = [next(e[1] for e in reversed(events[:i]) if e[0] == "group")] if epoch > 1 else []
+        during = events[i + 1:j]
+        draws = [k for k, e in enumerate(during) if e[0] == "draw"]
+        if epoch == config.epochs:
+            assert draws == []
+            continue
+        assert draws and during[draws[0]] == ("draw", epoch % 2) and len(draws) == 1
+        before = ahead + [e[1] for e in during[:draws[0]] if e[0] == "group"]
+        assert 2 * sum(before) >= num_examples > 2 * (sum(before) - before[-1])
+        assert "read" not in [e[0] for e in during[:draws[0]]]
+
+
 def test_fast_diverges_where_faithful_gluon_does():
     # l2_step takes the gradient at ŷ as d, where autograd runs 0.5 · (2 d): the two differ
     # only once 2 d overflows, and ½ d² is infinite long before, so both runs report the
