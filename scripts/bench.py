@@ -451,7 +451,7 @@ def machine():
 def table(job, rounds, runs):
     n, batch_size, epochs = JOBS[job]
     batches = job_batches(job)
-    fast = statistics.median(runs["gluon --fast"]["seconds"])
+    fast = statistics.median(runs["gluon --fast"]["seconds"]) if "gluon --fast" in runs else None
     lines = [f"**{job}**: {n:,} examples, batch {batch_size}, {epochs} epoch{'s' * (epochs > 1)} "
              f"({batches:,} batches); median of {rounds} rounds",
              "",
@@ -463,7 +463,7 @@ def table(job, rounds, runs):
         examples = n if row == "lstsq" else epochs * n  # lstsq reads the data once
         error = "—" if runs[row]["error"] is None else f"{runs[row]['error']:.1e}"
         lines.append(f"| {row} | {seconds:.3f} | {per_batch} | {examples / seconds:,.0f} | "
-                     f"{runs[row]['peak_mb']:.0f} | {error} | {seconds / fast:.2f} |")
+                     f"{runs[row]['peak_mb']:.0f} | {error} | {'—' if fast is None else f'{seconds / fast:.2f}'} |")
     return "\n".join(lines)
 
 

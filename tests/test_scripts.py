@@ -76,6 +76,14 @@ def test_bench_table_reports_time_over_fast_from_the_medians():
     assert rows["gluon"][2] == "100,000" and rows["gluon"][3] == "100"
 
 
+def test_bench_table_without_fasts_row_has_no_ratio_to_it():
+    # --rows without "gluon --fast" (one row to measure alone): a dash, not a KeyError.
+    bench = script("bench")
+    table = bench.table("1M", 3, bench_runs({"numpy gathers": [0.3, 0.2, 0.4]}))
+    row = next(line for line in table.splitlines() if line.startswith("| numpy gathers"))
+    assert row.split(" | ")[1] == "0.300" and row.endswith("| — |")
+
+
 @pytest.mark.parametrize("d2l, verdict", [(0.5, "NO"), (30.0, "yes")])
 def test_bench_targets_judge_each_bound_in_its_direction(d2l, verdict):
     bench = script("bench")
