@@ -259,6 +259,8 @@ class BoundSteps:
         groups = -(-(whole + bool(short)) // steps)
         last = (size,) * (whole - (groups - 1) * steps) + (short,) * bool(short)  # the short batch is last
         self.kinds = [(size,) * steps] * (groups - 1) + [last]  # the epoch's groups in order, by their batches
+        # The group after which the next epoch's order is drawn: the first that queues half the rows.
+        self.draw_at = next(g for g, rows in enumerate(np.cumsum([sum(kind) for kind in self.kinds])) if 2 * rows >= n)
         self.order = nd.empty((n,), dtype=index_dtype(n), ctx=ctx)
         self.offset = nd.zeros((1,), dtype=index_dtype(n), ctx=ctx)
         self.epochs, self.evaluated, self.ahead = epochs, False, None
@@ -331,8 +333,7 @@ class BoundSteps:
         # Until the next order is drawn, the groups' losses go to progress only after it: reading
         # a line's loss waits for MXNet to reach its group, and what it has left would not cover
         # the draw. A stop is still acted on at the end of the group it comes in.
-        held = [] if epoch < self.epochs else None
-        rows = 0
+        drawing, held = epoch < self.epochs, []
         for g, kind in enumerate(self.kinds):
             means = ahead if g == 0 and ahead is not None else self.group(kind)
             if g == len(self.kinds) - 1:
@@ -340,16 +341,14 @@ class BoundSteps:
                 # reads of it: they follow its update of the weights, which follows its graph.
                 self.full_loss()
                 self.evaluated = True
-            if held is None:
-                progress.batches(epoch, means)
-                continue
             held.append(means)
-            rows += sum(kind)
-            if 2 * rows >= len(self.order) or progress.stopping:
-                if not progress.stopping:
+            if drawing and not progress.stopping:
+                if g < self.draw_at:
+                    continue
+                if g == self.draw_at:
                     self.draw_next(epoch % 2)
-                progress.batches(epoch, *held)
-                held = None
+            progress.batches(epoch, *held)
+            held = []
         if epoch < self.epochs:
             self.next_epoch(epoch % 2)
 

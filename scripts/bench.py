@@ -462,8 +462,9 @@ def table(job, rounds, runs):
         per_batch = "—" if row == "lstsq" else f"{1e6 * seconds / batches:,.0f}"
         examples = n if row == "lstsq" else epochs * n  # lstsq reads the data once
         error = "—" if runs[row]["error"] is None else f"{runs[row]['error']:.1e}"
+        over_fast = "—" if fast is None else f"{seconds / fast:.2f}"
         lines.append(f"| {row} | {seconds:.3f} | {per_batch} | {examples / seconds:,.0f} | "
-                     f"{runs[row]['peak_mb']:.0f} | {error} | {'—' if fast is None else f'{seconds / fast:.2f}'} |")
+                     f"{runs[row]['peak_mb']:.0f} | {error} | {over_fast} |")
     return "\n".join(lines)
 
 
